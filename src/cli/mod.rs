@@ -1,0 +1,473 @@
+//! The `byline` command line: parses arguments, calls the core, renders results.
+//!
+//! Exit codes: 0 verified (or the command succeeded), 1 not verified (tampered, wrong key,
+//! revoked, untrusted, missing or malformed manifest), 2 usage or I/O error.
+
+pub mod files;
+pub mod render;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::core::bundle::Bundle;
+use crate::core::canonical::MediaType;
+use crate::core::embed::{embed, strip_embedded};
+use crate::core::keys::{keyid, public_key_to_pem, SigningKey};
+use crate::core::manifest::{check_domain, AiSystem, AuthorshipClass, Human, Publisher, Timestamp};
+use crate::core::sign::{
+    build_statement, prepare_article, segments_from_labels, sign_statement, Authorship,
+};
+use crate::core::verify::{verify_article, VerifyOptions};
+use files::{
+    find_bundle, load_signing_key, load_trust, media_type_for, read_article, save_trust,
+    sidecar_path, write_atomic, write_secret,
+};
+
+/// Exit status: verified, or the command did what was asked.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: not verified.
+pub const EXIT_NOT_VERIFIED: u8 = 1;
+/// Exit status: usage or I/O error.
+pub const EXIT_USAGE: u8 = 2;
+
+const AFTER_HELP: &str =
+    "Exit codes: 0 verified (or done), 1 not verified (tampered, wrong key, revoked, untrusted, \
+missing or malformed manifest), 2 usage or I/O error.";
+
+/// byline: sign and verify who wrote an article — a person, an AI, or both.
+#[derive(Parser, Debug)]
+#[command(name = "byline", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a publisher signing key and trust it in the key directory's trust store.
+    Keygen(KeygenArgs),
+    /// Sign articles: writes ARTICLE.byline.json next to each.
+    Sign(SignArgs),
+    /// Verify an article against its bundle and print a plain verdict.
+    Verify(VerifyArgs),
+    /// Embed a bundle in an HTML or Markdown article.
+    Embed(EmbedArgs),
+    /// Print the bundle embedded in an article.
+    Extract(ExtractArgs),
+    /// Print an article's text and exact digests (and, with --canonical, the canonical text).
+    Digest(DigestArgs),
+}
+
+#[derive(Args, Debug)]
+struct KeygenArgs {
+    /// The publisher's domain, e.g. news.example.
+    #[arg(long)]
+    publisher: String,
+    /// The publisher's display name for the trust store (defaults to the domain).
+    #[arg(long)]
+    name: Option<String>,
+    /// The key directory.
+    #[arg(long, default_value = "keys")]
+    keys: PathBuf,
+    /// Overwrite an existing key file.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args, Debug)]
+struct AuthorshipArgs {
+    /// The byline exactly as displayed, e.g. "By AI".
+    #[arg(long)]
+    byline: String,
+    /// human, ai-assisted, ai-generated or mixed.
+    #[arg(long)]
+    authorship: String,
+    /// The publisher's domain (defaults to the one the key is trusted for).
+    #[arg(long)]
+    publisher: Option<String>,
+    /// The publisher's display name (defaults to the trust store's name, else the domain).
+    #[arg(long)]
+    publisher_name: Option<String>,
+    /// An AI system involved: NAME, NAME@VERSION or NAME@VERSION@PROVIDER (repeatable).
+    #[arg(long = "model")]
+    models: Vec<String>,
+    /// A person involved: "NAME:ROLE" (repeatable).
+    #[arg(long = "human")]
+    humans: Vec<String>,
+    /// The article's URL or id (defaults to the file name).
+    #[arg(long)]
+    url: Option<String>,
+    /// The article's title (public forever once logged; omit to keep it private).
+    #[arg(long)]
+    title: Option<String>,
+    /// BCP 47 language tag of the text, e.g. en.
+    #[arg(long)]
+    language: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct SignArgs {
+    /// The articles to sign.
+    #[arg(required = true)]
+    articles: Vec<PathBuf>,
+    #[command(flatten)]
+    authorship: AuthorshipArgs,
+    /// The publisher's private key (PKCS#8 PEM, mode 0600).
+    #[arg(long)]
+    key: PathBuf,
+    /// The trust store used to find the key's publisher.
+    #[arg(long, default_value = "keys/trust.toml")]
+    trust: PathBuf,
+    /// The media type, when the file name does not say it.
+    #[arg(long)]
+    media_type: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct VerifyArgs {
+    /// The article as displayed (.md, .html, .txt).
+    article: PathBuf,
+    /// The bundle (defaults to the embedded one, then ARTICLE.byline.json).
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+    /// The trust store.
+    #[arg(long, default_value = "keys/trust.toml")]
+    trust: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Only the exact binding counts.
+    #[arg(long, value_parser = ["exact", "text"])]
+    require_binding: Option<String>,
+    /// Fail bundles without a transparency-log proof.
+    #[arg(long)]
+    require_logged: bool,
+    /// Only keys trusted for this publisher domain count.
+    #[arg(long)]
+    publisher: Option<String>,
+    /// The media type, when the file name does not say it.
+    #[arg(long)]
+    media_type: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct EmbedArgs {
+    /// The article to embed the bundle in (rewritten in place unless --output is given).
+    article: PathBuf,
+    /// The bundle to embed.
+    bundle: PathBuf,
+    /// Write the result here instead of rewriting the article ("-" for standard output).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// The media type, when the file name does not say it.
+    #[arg(long)]
+    media_type: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct ExtractArgs {
+    /// The article carrying an embedded bundle.
+    article: PathBuf,
+    /// The media type, when the file name does not say it.
+    #[arg(long)]
+    media_type: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct DigestArgs {
+    /// The article.
+    article: PathBuf,
+    /// Also print the canonical text itself, exactly as hashed.
+    #[arg(long)]
+    canonical: bool,
+    /// The media type, when the file name does not say it.
+    #[arg(long)]
+    media_type: Option<String>,
+}
+
+/// Runs the CLI and maps every outcome to an exit code; errors are printed with their causes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("byline: error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Keygen(a) => keygen(a),
+        Command::Sign(a) => sign(a),
+        Command::Verify(a) => verify(a),
+        Command::Embed(a) => embed_cmd(a),
+        Command::Extract(a) => extract(a),
+        Command::Digest(a) => digest(a),
+    }
+}
+
+fn keygen(a: KeygenArgs) -> Result<u8> {
+    check_domain(&a.publisher).map_err(|_| {
+        anyhow!(
+            "--publisher {:?} is not a lowercase domain name such as news.example",
+            a.publisher
+        )
+    })?;
+    std::fs::create_dir_all(&a.keys)
+        .with_context(|| format!("cannot create {}", a.keys.display()))?;
+    let key = SigningKey::generate();
+    let key_path = a.keys.join(format!("{}.key", a.publisher));
+    let pub_path = a.keys.join(format!("{}.pub", a.publisher));
+    write_secret(&key_path, key.to_pkcs8_pem()?.as_bytes(), a.force)?;
+    let vk = key.verifying_key();
+    write_atomic(&pub_path, public_key_to_pem(&vk)?.as_bytes())?;
+    let trust_path = a.keys.join("trust.toml");
+    let mut trust = load_trust(&trust_path, true)?;
+    let source = format!("keygen {}", Timestamp::now());
+    trust.add_publisher_key(&a.publisher, a.name.as_deref(), &vk, false, &source)?;
+    save_trust(&trust_path, &trust)?;
+    println!(
+        "created {} (private, mode 0600) and {}",
+        key_path.display(),
+        pub_path.display()
+    );
+    println!("trusted for {} in {}", a.publisher, trust_path.display());
+    println!("key id {}", keyid(&vk));
+    Ok(EXIT_OK)
+}
+
+/// Parses `NAME[@VERSION[@PROVIDER]]`.
+fn parse_model(spec: &str) -> AiSystem {
+    let mut parts = spec.splitn(3, '@');
+    let name = parts.next().unwrap_or_default().to_string();
+    AiSystem {
+        name,
+        version: parts.next().filter(|s| !s.is_empty()).map(str::to_string),
+        provider: parts.next().filter(|s| !s.is_empty()).map(str::to_string),
+    }
+}
+
+fn parse_human(spec: &str) -> Result<Human> {
+    let (name, role) = spec
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow!("--human {spec:?} must be NAME:ROLE, e.g. \"Jane Doe:editor\""))?;
+    Ok(Human {
+        name: name.trim().to_string(),
+        role: role.trim().to_string(),
+    })
+}
+
+fn sign(a: SignArgs) -> Result<u8> {
+    let key = load_signing_key(&a.key)?;
+    let vk = key.verifying_key();
+    let trust = load_trust(&a.trust, true)?;
+    let trusted = trust.trusted_keys()?;
+    let entry = trusted.iter().find(|k| {
+        k.key == vk
+            && a.authorship
+                .publisher
+                .as_ref()
+                .is_none_or(|p| *p == k.entry.publisher)
+    });
+    let domain = match (&a.authorship.publisher, entry) {
+        (Some(p), _) => p.clone(),
+        (None, Some(e)) => e.entry.publisher.clone(),
+        (None, None) => bail!(
+            "the key {} is not in {}; pass --publisher DOMAIN or trust the key first",
+            a.key.display(),
+            a.trust.display()
+        ),
+    };
+    let publisher_name = a
+        .authorship
+        .publisher_name
+        .clone()
+        .or_else(|| entry.and_then(|e| e.entry.name.clone()))
+        .unwrap_or_else(|| domain.clone());
+    let class: AuthorshipClass = a.authorship.authorship.parse()?;
+    let humans = a
+        .authorship
+        .humans
+        .iter()
+        .map(|h| parse_human(h))
+        .collect::<Result<Vec<_>>>()?;
+    let mut failed = 0usize;
+    for path in &a.articles {
+        match sign_one(path, &a, &key, &domain, &publisher_name, class, &humans) {
+            Ok(out) => println!("signed {} -> {}", path.display(), out.display()),
+            Err(e) => {
+                failed += 1;
+                eprintln!("byline: error: {}: {e:#}", path.display());
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} articles failed to sign", a.articles.len());
+        return Ok(EXIT_NOT_VERIFIED);
+    }
+    Ok(EXIT_OK)
+}
+
+fn sign_one(
+    path: &Path,
+    a: &SignArgs,
+    key: &SigningKey,
+    domain: &str,
+    publisher_name: &str,
+    class: AuthorshipClass,
+    humans: &[Human],
+) -> Result<PathBuf> {
+    let bytes = read_article(path)?;
+    let media = media_type_for(path, a.media_type.as_deref())?;
+    let prepared = prepare_article(
+        &bytes,
+        media,
+        crate::core::constants::DEFAULT_MAX_ARTICLE_BYTES,
+    )?;
+    let subject = a.authorship.url.clone().unwrap_or_else(|| {
+        path.file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default()
+    });
+    let authorship = Authorship {
+        subject_name: subject,
+        byline: a.authorship.byline.clone(),
+        authorship: class,
+        ai_systems: a.authorship.models.iter().map(|m| parse_model(m)).collect(),
+        humans: humans.to_vec(),
+        publisher: Publisher {
+            name: publisher_name.to_string(),
+            domain: domain.to_string(),
+        },
+        title: a.authorship.title.clone(),
+        language: a.authorship.language.clone(),
+        published_at: None,
+        segments: segments_from_labels(&prepared.canonical.paragraph_labels)?,
+        editorial_responsibility: None,
+        supersedes: None,
+    };
+    let statement = build_statement(
+        &authorship,
+        prepared.digests,
+        Some(prepared.paragraph_digests.clone()),
+        Timestamp::now(),
+    )?;
+    let envelope = sign_statement(&statement, key)?;
+    let bundle = Bundle::offline(envelope);
+    let out = sidecar_path(path);
+    write_atomic(&out, bundle.to_json_pretty().as_bytes())?;
+    Ok(out)
+}
+
+fn verify(a: VerifyArgs) -> Result<u8> {
+    let bytes = read_article(&a.article)?;
+    let media = media_type_for(&a.article, a.media_type.as_deref())?;
+    let trust = load_trust(&a.trust, false)?;
+    let name = a.article.display().to_string();
+    let Some((bundle_json, _source)) = find_bundle(&a.article, &bytes, media, a.bundle.as_deref())?
+    else {
+        let message = format!(
+            "no manifest: {name} carries no embedded bundle and has no sidecar {}",
+            sidecar_path(&a.article).display()
+        );
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({"article": name, "verified": false,
+                    "failure": {"code": "unsigned", "message": message}})
+            );
+        } else {
+            println!("NOT VERIFIED {name}: {message}");
+        }
+        return Ok(EXIT_NOT_VERIFIED);
+    };
+    let options = VerifyOptions {
+        require_exact: a.require_binding.as_deref() == Some("exact"),
+        require_logged: a.require_logged,
+        publisher: a.publisher.clone(),
+        ..VerifyOptions::default()
+    };
+    let verdict = verify_article(
+        &bytes,
+        media,
+        &bundle_json,
+        &trust,
+        &options,
+        Timestamp::now(),
+    );
+    if a.json {
+        println!("{}", render::verdict_json(&verdict, &name));
+    } else {
+        print!(
+            "{}",
+            render::verdict_text(&verdict, &name, render::use_colour())
+        );
+    }
+    Ok(if verdict.verified() {
+        EXIT_OK
+    } else {
+        EXIT_NOT_VERIFIED
+    })
+}
+
+fn embed_cmd(a: EmbedArgs) -> Result<u8> {
+    let bytes = read_article(&a.article)?;
+    let media = media_type_for(&a.article, a.media_type.as_deref())?;
+    let bundle_bytes = files::read_limited(&a.bundle, crate::core::constants::MAX_BUNDLE_BYTES)?;
+    let bundle = Bundle::from_json(&bundle_bytes)?;
+    let out = embed(&bytes, media, &bundle)?;
+    match a.output.as_deref() {
+        Some(p) if p == Path::new("-") => {
+            use std::io::Write;
+            std::io::stdout().write_all(&out)?;
+        }
+        Some(p) => write_atomic(p, &out)?,
+        None => {
+            write_atomic(&a.article, &out)?;
+            eprintln!("embedded the bundle in {}", a.article.display());
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn extract(a: ExtractArgs) -> Result<u8> {
+    let bytes = read_article(&a.article)?;
+    let media = media_type_for(&a.article, a.media_type.as_deref())?;
+    match strip_embedded(&bytes, media)? {
+        (_, Some(json)) => {
+            let bundle = Bundle::from_json(&json)?;
+            print!("{}", bundle.to_json_pretty());
+            Ok(EXIT_OK)
+        }
+        (_, None) => {
+            eprintln!("byline: {} carries no embedded bundle", a.article.display());
+            Ok(EXIT_NOT_VERIFIED)
+        }
+    }
+}
+
+fn digest(a: DigestArgs) -> Result<u8> {
+    let bytes = read_article(&a.article)?;
+    let media: MediaType = media_type_for(&a.article, a.media_type.as_deref())?;
+    let prepared = prepare_article(
+        &bytes,
+        media,
+        crate::core::constants::DEFAULT_MAX_ARTICLE_BYTES,
+    )?;
+    println!("text  sha256:{}", prepared.digests.text);
+    println!("exact sha256:{}", prepared.digests.exact);
+    println!("paragraphs {}", prepared.paragraph_digests.len());
+    if a.canonical {
+        println!("--- canonical text (byline-text/v1) ---");
+        println!("{}", prepared.canonical.text);
+    }
+    Ok(EXIT_OK)
+}

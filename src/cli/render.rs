@@ -1,0 +1,192 @@
+//! How verdicts are shown: a plain text block for people, one JSON object for programs.
+
+use serde_json::json;
+
+use crate::core::dsse::short_keyid;
+use crate::core::trust::KeyStanding;
+use crate::core::verify::{Binding, Verdict};
+
+/// Whether colour may be used (a terminal, and `NO_COLOR` unset).
+pub fn use_colour() -> bool {
+    use std::io::IsTerminal;
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+fn paint(text: &str, code: &str, colour: bool) -> String {
+    if colour {
+        format!("\x1b[{code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// The human-readable verdict, leading with the signed authorship class.
+pub fn verdict_text(verdict: &Verdict, article: &str, colour: bool) -> String {
+    let mut out = String::new();
+    let head = match (&verdict.failure, verdict.authorship()) {
+        (None, Some(class)) => format!(
+            "{} {article}: {} — signed byline {:?}",
+            paint("VERIFIED", "1;32", colour),
+            class,
+            verdict
+                .statement
+                .as_ref()
+                .map(|s| s.predicate.byline.as_str())
+                .unwrap_or("")
+        ),
+        (None, None) => format!("{} {article}", paint("VERIFIED", "1;32", colour)),
+        (Some(f), _) => format!("{} {article}: {f}", paint("NOT VERIFIED", "1;31", colour)),
+    };
+    out.push_str(&head);
+    out.push('\n');
+    if let Some(st) = &verdict.statement {
+        let p = &st.predicate;
+        if verdict.failure.is_some() {
+            out.push_str(&format!(
+                "  signed as   {} — byline {:?}\n",
+                p.authorship, p.byline
+            ));
+        }
+        out.push_str(&format!("  byline      {}\n", p.byline));
+        out.push_str(&format!(
+            "  authorship  {} ({})\n",
+            p.authorship, p.digital_source_type
+        ));
+        if !p.ai_systems.is_empty() {
+            let names: Vec<String> = p
+                .ai_systems
+                .iter()
+                .map(|a| {
+                    let mut s = a.name.clone();
+                    if let Some(v) = &a.version {
+                        s.push_str(&format!(" {v}"));
+                    }
+                    if let Some(pr) = &a.provider {
+                        s.push_str(&format!(" ({pr})"));
+                    }
+                    s
+                })
+                .collect();
+            out.push_str(&format!("  AI systems  {}\n", names.join(", ")));
+        }
+        for h in &p.humans {
+            out.push_str(&format!("  person      {} ({})\n", h.name, h.role));
+        }
+        if let Some(e) = &p.editorial_responsibility {
+            out.push_str(&format!(
+                "  editorial   {} ({}) reviewed it at {}{}\n",
+                e.name,
+                e.role,
+                e.reviewed_at,
+                e.policy_url
+                    .as_ref()
+                    .map(|u| format!("; policy {u}"))
+                    .unwrap_or_default()
+            ));
+        }
+        out.push_str(&format!("  article     {}\n", st.subject_name()));
+    }
+    if let Some(signer) = &verdict.signer {
+        out.push_str(&format!(
+            "  publisher   {} ({}), as the trust store knows it\n",
+            signer.publisher_display(),
+            signer.entry.publisher
+        ));
+        let standing = match &verdict.key_standing {
+            Some(KeyStanding::Active) => " (active)".to_string(),
+            Some(KeyStanding::Retired { since }) => {
+                format!(" (retired key: revoked at {since}, signed before)")
+            }
+            None => String::new(),
+        };
+        out.push_str(&format!(
+            "  key         {}{standing}\n",
+            short_keyid(&signer.keyid)
+        ));
+    }
+    match (&verdict.log, verdict.judged_at) {
+        (Some(log), _) => {
+            out.push_str(&format!(
+                "  signed      {} (the log's integratedTime)\n",
+                log.integrated_time
+            ));
+            out.push_str(&format!(
+                "  log         index {} in {} (checkpoint size {}; consistency with the log's latest checkpoint not checked offline)\n",
+                log.log_index, log.checkpoint.origin, log.checkpoint.size
+            ));
+        }
+        (None, Some(at)) => {
+            if let Some(st) = &verdict.statement {
+                out.push_str(&format!(
+                    "  signed      {} (claimed by the signer)\n",
+                    st.predicate.signed_at
+                ));
+            }
+            out.push_str(&format!(
+                "  log         never logged: an offline bundle, judged at the present time ({at})\n"
+            ));
+        }
+        (None, None) => {}
+    }
+    if let Some(b) = verdict.binding {
+        let text = match b {
+            Binding::Exact => "exact (the bytes are those signed)",
+            Binding::Text => {
+                "text (the canonical text matches; the bytes differ, e.g. re-rendered)"
+            }
+        };
+        out.push_str(&format!("  binding     {text}\n"));
+        out.push_str("  covers      the wording a reader sees, not markup, links or styling\n");
+    }
+    for w in &verdict.warnings {
+        out.push_str(&format!("  {} {w}\n", paint("warning:", "33", colour)));
+    }
+    for c in verdict.invisible.iter().take(20) {
+        out.push_str(&format!(
+            "    {} at paragraph {}, character {}\n",
+            c.code_point,
+            c.paragraph + 1,
+            c.offset + 1
+        ));
+    }
+    out
+}
+
+/// The verdict as one JSON object (`--json`).
+pub fn verdict_json(verdict: &Verdict, article: &str) -> serde_json::Value {
+    let st = verdict.statement.as_ref();
+    let p = st.map(|s| &s.predicate);
+    json!({
+        "article": article,
+        "verified": verdict.verified(),
+        "failure": verdict.failure.as_ref().map(|f| json!({"code": f.code(), "message": f.to_string()})),
+        "authorship": p.map(|p| p.authorship),
+        "byline": p.map(|p| &p.byline),
+        "digitalSourceType": p.map(|p| &p.digital_source_type),
+        "aiSystems": p.map(|p| &p.ai_systems),
+        "humans": p.map(|p| &p.humans),
+        "editorialResponsibility": p.and_then(|p| p.editorial_responsibility.as_ref()),
+        "subject": st.map(|s| s.subject_name()),
+        "publisher": verdict.signer.as_ref().map(|s| json!({
+            "domain": s.entry.publisher,
+            "name": s.publisher_display(),
+        })),
+        "keyid": verdict.signer.as_ref().map(|s| &s.keyid),
+        "keyStanding": verdict.key_standing.as_ref().map(|k| match k {
+            KeyStanding::Active => json!({"status": "active"}),
+            KeyStanding::Retired { since } => json!({"status": "retired", "revokedSince": since}),
+        }),
+        "signedAt": p.map(|p| p.signed_at),
+        "signingTime": verdict.judged_at,
+        "timeSource": verdict.judged_at.map(|_| if verdict.log.is_some() { "log" } else { "present" }),
+        "logged": verdict.log.is_some(),
+        "logIndex": verdict.log.as_ref().map(|l| l.log_index),
+        "logOrigin": verdict.log.as_ref().map(|l| &l.checkpoint.origin),
+        "consistencyChecked": false,
+        "binding": verdict.binding,
+        "paragraphChanges": verdict.paragraph_changes,
+        "displayedByline": verdict.displayed_byline,
+        "invisibleCharacters": verdict.invisible,
+        "warnings": verdict.warnings,
+    })
+}

@@ -1,0 +1,104 @@
+//! SHA-256 digests as they appear in manifests: 64 lowercase hex digits.
+
+use std::fmt;
+use std::str::FromStr;
+
+use sha2::{Digest, Sha256};
+
+/// A SHA-256 digest; the one hash byline binds articles, paragraphs and statements with.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sha256Digest(pub [u8; 32]);
+
+impl Sha256Digest {
+    /// Hashes `data` in one call.
+    pub fn of(data: &[u8]) -> Self {
+        Sha256Digest(Sha256::digest(data).into())
+    }
+
+    /// The lowercase hex form written in manifests.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Display for Sha256Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Sha256Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sha256:{}", self.to_hex())
+    }
+}
+
+/// Why a digest string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DigestError {
+    /// Not exactly 64 lowercase hex digits.
+    #[error("not a SHA-256 digest: expected 64 lowercase hex digits, got {got:?}")]
+    Malformed {
+        /// The text that was given (shortened when long).
+        got: String,
+    },
+}
+
+impl FromStr for Sha256Digest {
+    type Err = DigestError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let malformed = || DigestError::Malformed {
+            got: s.chars().take(80).collect(),
+        };
+        if s.len() != 64
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(malformed());
+        }
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).map_err(|_| malformed())?;
+        Ok(Sha256Digest(out))
+    }
+}
+
+impl serde::Serialize for Sha256Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Sha256Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The two digests that bind a manifest to an article (DESIGN.md, "Bindings").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArticleDigests {
+    /// SHA-256 of the canonical text: survives re-rendering.
+    pub text: Sha256Digest,
+    /// SHA-256 of the bytes as signed, less any embedded bundle block.
+    pub exact: Sha256Digest,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_only_lowercase_hex_of_the_right_length() {
+        let d = Sha256Digest::of(b"abc");
+        assert_eq!(
+            d.to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(d.to_hex().parse::<Sha256Digest>().unwrap(), d);
+        assert!(d.to_hex().to_uppercase().parse::<Sha256Digest>().is_err());
+        assert!("abcd".parse::<Sha256Digest>().is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! Checking a bundle's log entry offline: the checkpoint is signed by a pinned log key, and the
+//! leaf — the JCS serialization of the envelope and its `integratedTime` — is included in the
+//! tree the checkpoint commits to (DESIGN.md, "Bundle" and "Transparency log").
+
+use crate::core::bundle::LogEntry;
+use crate::core::dsse::{decode_base64_any, Envelope};
+use crate::core::manifest::Timestamp;
+use crate::core::merkle::{leaf_hash, verify_inclusion, Hash};
+use crate::core::note::{open_note, Checkpoint, NoteVerifier};
+use crate::core::trust::LogEntryTrust;
+
+/// Why a bundle's log entry does not prove what it claims.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LogProofError {
+    /// The trust store pins no log, so no checkpoint can be believed.
+    #[error(
+        "no transparency log is trusted; pin the log key with `byline trust add --server URL`"
+    )]
+    NoTrustedLog,
+    /// A pinned log key in the trust store is malformed.
+    #[error("pinned log key {key:?} is malformed: {reason}")]
+    BadPinnedKey {
+        /// The key as written.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The checkpoint's signature does not verify under a pinned log key.
+    #[error("checkpoint not signed by a trusted log: {0}")]
+    Checkpoint(String),
+    /// The checkpoint is for a different log than the key that signed it is pinned for.
+    #[error("checkpoint origin {got:?} does not match the pinned log origin {expected:?}")]
+    Origin {
+        /// The checkpoint's origin line.
+        got: String,
+        /// The pinned origin.
+        expected: String,
+    },
+    /// `treeSize` and the checkpoint's size differ.
+    #[error("inclusion proof is for tree size {proof} but the checkpoint has size {checkpoint}")]
+    TreeSize {
+        /// The proof's size.
+        proof: u64,
+        /// The checkpoint's size.
+        checkpoint: u64,
+    },
+    /// The entry's time is not RFC 3339 UTC with whole seconds.
+    #[error("integratedTime {0:?} is not RFC 3339 UTC with whole seconds")]
+    Time(String),
+    /// A proof hash is not base64 of 32 bytes.
+    #[error("inclusion proof hash {index} is not base64 of 32 bytes")]
+    Hash {
+        /// Its position in the list.
+        index: usize,
+    },
+    /// The leaf is not in the tree: the entry does not match its envelope, or the proof is wrong.
+    #[error("the log entry does not match its envelope or the checkpoint: {0}")]
+    NotIncluded(String),
+}
+
+/// A log entry that checked out against a pinned log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedLogEntry {
+    /// The entry's index.
+    pub log_index: u64,
+    /// The log's time for the entry: what trust decisions use.
+    pub integrated_time: Timestamp,
+    /// The checkpoint proved against.
+    pub checkpoint: Checkpoint,
+    /// The checkpoint's signed note, verbatim.
+    pub checkpoint_note: String,
+}
+
+/// The log leaf for an entry: RFC 8785 (JCS) of `{"dsseEnvelope": …, "integratedTime": …}`.
+pub fn leaf_bytes(envelope: &Envelope, integrated_time: &str) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Leaf<'a> {
+        dsse_envelope: &'a Envelope,
+        integrated_time: &'a str,
+    }
+    // JCS of a struct of strings cannot fail: there are no floats or non-string keys.
+    serde_json_canonicalizer::to_vec(&Leaf {
+        dsse_envelope: envelope,
+        integrated_time,
+    })
+    .unwrap_or_default()
+}
+
+/// Parses the pinned log keys of a trust store.
+pub fn pinned_log_verifiers(
+    logs: &[LogEntryTrust],
+) -> Result<Vec<(NoteVerifier, &LogEntryTrust)>, LogProofError> {
+    logs.iter()
+        .map(|log| {
+            NoteVerifier::parse(&log.verifier_key)
+                .map(|v| (v, log))
+                .map_err(|e| LogProofError::BadPinnedKey {
+                    key: log.verifier_key.clone(),
+                    reason: e.to_string(),
+                })
+        })
+        .collect()
+}
+
+/// Opens a checkpoint note with the pinned logs and returns the checkpoint and its origin's
+/// pin, checking that the origin is the pinned one.
+pub fn open_checkpoint(note: &str, logs: &[LogEntryTrust]) -> Result<Checkpoint, LogProofError> {
+    let pinned = pinned_log_verifiers(logs)?;
+    if pinned.is_empty() {
+        return Err(LogProofError::NoTrustedLog);
+    }
+    let verifiers: Vec<NoteVerifier> = pinned.iter().map(|(v, _)| v.clone()).collect();
+    let opened =
+        open_note(note, &verifiers).map_err(|e| LogProofError::Checkpoint(e.to_string()))?;
+    let checkpoint =
+        Checkpoint::parse(&opened.text).map_err(|e| LogProofError::Checkpoint(e.to_string()))?;
+    let signer_origins: Vec<&str> = pinned
+        .iter()
+        .filter(|(v, _)| opened.signers.contains(v))
+        .map(|(_, log)| log.origin.as_str())
+        .collect();
+    if !signer_origins.contains(&checkpoint.origin.as_str()) {
+        return Err(LogProofError::Origin {
+            got: checkpoint.origin.clone(),
+            expected: signer_origins.join(", "),
+        });
+    }
+    Ok(checkpoint)
+}
+
+/// Decodes a list of base64 proof hashes.
+pub fn decode_hashes(hashes: &[String]) -> Result<Vec<Hash>, LogProofError> {
+    hashes
+        .iter()
+        .enumerate()
+        .map(|(index, h)| {
+            decode_base64_any(h)
+                .and_then(|b| <Hash>::try_from(b.as_slice()).ok())
+                .ok_or(LogProofError::Hash { index })
+        })
+        .collect()
+}
+
+/// Checks a bundle's log entry against its envelope and the pinned logs.
+pub fn verify_log_entry(
+    envelope: &Envelope,
+    entry: &LogEntry,
+    logs: &[LogEntryTrust],
+) -> Result<VerifiedLogEntry, LogProofError> {
+    let integrated_time: Timestamp = entry
+        .integrated_time
+        .parse()
+        .map_err(|_| LogProofError::Time(entry.integrated_time.clone()))?;
+    let proof = &entry.inclusion_proof;
+    let checkpoint = open_checkpoint(&proof.checkpoint, logs)?;
+    if checkpoint.size != proof.tree_size {
+        return Err(LogProofError::TreeSize {
+            proof: proof.tree_size,
+            checkpoint: checkpoint.size,
+        });
+    }
+    let hashes = decode_hashes(&proof.hashes)?;
+    let leaf = leaf_hash(&leaf_bytes(envelope, &entry.integrated_time));
+    verify_inclusion(
+        entry.log_index,
+        checkpoint.size,
+        &leaf,
+        &hashes,
+        &checkpoint.root_hash,
+    )
+    .map_err(|e| LogProofError::NotIncluded(e.to_string()))?;
+    Ok(VerifiedLogEntry {
+        log_index: entry.log_index,
+        integrated_time,
+        checkpoint,
+        checkpoint_note: proof.checkpoint.clone(),
+    })
+}

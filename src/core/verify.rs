@@ -1,0 +1,553 @@
+//! The verifier: an article, a bundle and a trust store in; an honest verdict out.
+//!
+//! The checks run in the order `docs/verification.md` lists, and the first failure decides the
+//! verdict. Nothing shown in a verdict comes from outside the verified bytes: the signature is
+//! checked first, then exactly the verified payload is parsed.
+
+use crate::core::bundle::Bundle;
+use crate::core::canonical::{invisible_characters, InvisibleChar, InvisibleKind, MediaType};
+use crate::core::constants::PAYLOAD_TYPE_IN_TOTO;
+use crate::core::digest::Sha256Digest;
+use crate::core::dsse::{verify_envelope, DsseError};
+use crate::core::logproof::{verify_log_entry, VerifiedLogEntry};
+use crate::core::manifest::{AuthorshipClass, AuthorshipStatement, Timestamp};
+use crate::core::sign::prepare_article;
+use crate::core::trust::{KeyStanding, TrustStore, TrustedKey};
+
+/// Policy knobs a caller may tighten; the defaults are what `byline verify` uses.
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    /// Only the exact binding counts (`--require-binding exact`).
+    pub require_exact: bool,
+    /// A bundle without a log proof fails (`--require-logged`).
+    pub require_logged: bool,
+    /// Only keys trusted for this publisher domain count (`--publisher`).
+    pub publisher: Option<String>,
+    /// How far the predicate's `signedAt` may be later than the log's time, in seconds.
+    pub max_clock_skew_secs: i64,
+    /// Signatures older than this many seconds (by the signing time) fail (`--max-age`).
+    pub max_age_secs: Option<i64>,
+    /// The largest article the verifier will canonicalize.
+    pub max_article_bytes: usize,
+    /// Compare the page's `data-byline` element with the signed byline (HTML).
+    pub check_displayed_byline: bool,
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions {
+            require_exact: false,
+            require_logged: false,
+            publisher: None,
+            max_clock_skew_secs: 300,
+            max_age_secs: None,
+            max_article_bytes: crate::core::constants::DEFAULT_MAX_ARTICLE_BYTES,
+            check_displayed_byline: true,
+        }
+    }
+}
+
+/// Why an article did not verify. Each variant is one line in `docs/verification.md`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// The bundle is not a well-formed byline bundle.
+    #[error("{0}")]
+    MalformedBundle(String),
+    /// The trust store cannot be used.
+    #[error("trust store unusable: {0}")]
+    TrustStore(String),
+    /// The envelope has no signatures.
+    #[error("malformed bundle: the envelope has no signatures")]
+    NoSignatures,
+    /// No signature verifies with a key trusted for any publisher.
+    #[error("{0}")]
+    SignatureInvalid(String),
+    /// The signing key is not in the trust store (for this publisher, when one was required).
+    #[error("{0}")]
+    KeyNotTrusted(String),
+    /// The payload type is not an in-toto statement.
+    #[error("unsupported payloadType {got:?}: expected {PAYLOAD_TYPE_IN_TOTO:?}")]
+    UnsupportedPayloadType {
+        /// What the envelope says.
+        got: String,
+    },
+    /// The verified payload is not a valid authorship statement.
+    #[error("{0}")]
+    MalformedStatement(String),
+    /// The statement names a publisher other than the one the key is trusted for.
+    #[error("publisher mismatch: the statement says {statement:?} but the key is trusted for {trusted:?}")]
+    PublisherMismatch {
+        /// The domain in the statement.
+        statement: String,
+        /// The domain of the trust entry.
+        trusted: String,
+    },
+    /// The log entry or its proof does not check out.
+    #[error("log proof invalid: {0}")]
+    LogProofInvalid(String),
+    /// Policy requires a log entry and the bundle has none.
+    #[error("not logged: the bundle has no transparency-log entry and logging is required")]
+    NotLogged,
+    /// The key did not count at the signing time.
+    #[error("{0}")]
+    KeyNotValid(String),
+    /// The predicate claims a signing time later than the log's time.
+    #[error("signedAt {signed_at} is later than the log's integratedTime {integrated_time} (beyond {skew_secs} s of clock skew)")]
+    SignedAfterLogTime {
+        /// The claimed time.
+        signed_at: Timestamp,
+        /// The log's time.
+        integrated_time: Timestamp,
+        /// The allowed skew.
+        skew_secs: i64,
+    },
+    /// The signature is older than the policy allows.
+    #[error("too old: signed {signed}, older than the maximum age of {max_age_secs} s")]
+    TooOld {
+        /// The signing time.
+        signed: Timestamp,
+        /// The policy.
+        max_age_secs: i64,
+    },
+    /// The article could not be read as its media type.
+    #[error("cannot canonicalize the article: {0}")]
+    Canonicalization(String),
+    /// Neither digest matches: the article is not what was signed.
+    #[error("digest mismatch: the article's text digest is {got} but the manifest binds {expected}{changes}")]
+    DigestMismatch {
+        /// The digest signed.
+        expected: Sha256Digest,
+        /// The digest of the displayed article.
+        got: Sha256Digest,
+        /// A summary of paragraph changes, when the manifest has paragraph digests.
+        changes: String,
+    },
+    /// Only the text binding matched and the exact one was required.
+    #[error(
+        "exact binding required: the canonical text matches but the bytes differ from those signed"
+    )]
+    ExactBindingRequired,
+    /// The page shows a byline other than the signed one.
+    #[error("displayed byline {displayed:?} does not match the signed byline {signed:?}")]
+    DisplayedBylineMismatch {
+        /// What the page shows.
+        displayed: String,
+        /// What was signed.
+        signed: String,
+    },
+}
+
+impl Failure {
+    /// A stable, machine-readable name for the failure (in `--json` and CI reports).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Failure::MalformedBundle(_) => "malformed-bundle",
+            Failure::TrustStore(_) => "trust-store",
+            Failure::NoSignatures => "no-signatures",
+            Failure::SignatureInvalid(_) => "signature-invalid",
+            Failure::KeyNotTrusted(_) => "key-not-trusted",
+            Failure::UnsupportedPayloadType { .. } => "unsupported-payload-type",
+            Failure::MalformedStatement(_) => "malformed-statement",
+            Failure::PublisherMismatch { .. } => "publisher-mismatch",
+            Failure::LogProofInvalid(_) => "log-proof-invalid",
+            Failure::NotLogged => "not-logged",
+            Failure::KeyNotValid(_) => "key-not-valid",
+            Failure::SignedAfterLogTime { .. } => "signed-after-log-time",
+            Failure::TooOld { .. } => "too-old",
+            Failure::Canonicalization(_) => "canonicalization",
+            Failure::DigestMismatch { .. } => "digest-mismatch",
+            Failure::ExactBindingRequired => "exact-binding-required",
+            Failure::DisplayedBylineMismatch { .. } => "displayed-byline-mismatch",
+        }
+    }
+}
+
+/// Which binding matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Binding {
+    /// Both the canonical text and the exact bytes match.
+    Exact,
+    /// Only the canonical text matches (the article was re-rendered).
+    Text,
+}
+
+/// How a displayed paragraph relates to the signed ones.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "change", rename_all = "kebab-case")]
+pub enum ParagraphChange {
+    /// A signed paragraph was replaced by different text.
+    Changed {
+        /// Its index in the signed article.
+        signed: usize,
+        /// Its index in the displayed article.
+        displayed: usize,
+    },
+    /// The displayed article has a paragraph the signed one did not.
+    Added {
+        /// Its index in the displayed article.
+        displayed: usize,
+    },
+    /// A signed paragraph is missing from the displayed article.
+    Removed {
+        /// Its index in the signed article.
+        signed: usize,
+    },
+}
+
+/// The outcome of verification: what a reader is told.
+#[derive(Clone, Debug, Default)]
+pub struct Verdict {
+    /// Why it failed; `None` means verified.
+    pub failure: Option<Failure>,
+    /// The verified statement (present once the signature checked out, even if a later check
+    /// failed, so a verdict can say what was signed).
+    pub statement: Option<AuthorshipStatement>,
+    /// The trust entry whose key verified the signature.
+    pub signer: Option<TrustedKey>,
+    /// How the key stood at the signing time.
+    pub key_standing: Option<KeyStanding>,
+    /// The log entry, when the bundle had one and it checked out.
+    pub log: Option<VerifiedLogEntry>,
+    /// The time trust was judged at: the log's time, or the present for offline bundles.
+    pub judged_at: Option<Timestamp>,
+    /// Which binding matched.
+    pub binding: Option<Binding>,
+    /// Paragraph-level differences, when the digests did not match.
+    pub paragraph_changes: Vec<ParagraphChange>,
+    /// Invisible and bidi characters in the displayed text.
+    pub invisible: Vec<InvisibleChar>,
+    /// The displayed text's canonical paragraphs (for `--show` and excerpts).
+    pub displayed_paragraphs: Vec<String>,
+    /// The page's displayed byline, when it has a `data-byline` element.
+    pub displayed_byline: Option<String>,
+    /// Human-readable warnings that do not fail verification.
+    pub warnings: Vec<String>,
+}
+
+impl Verdict {
+    /// Whether the article verified.
+    pub fn verified(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// The signed authorship class, once known.
+    pub fn authorship(&self) -> Option<AuthorshipClass> {
+        self.statement.as_ref().map(|s| s.predicate.authorship)
+    }
+
+    fn fail(mut self, failure: Failure) -> Verdict {
+        self.failure = Some(failure);
+        self
+    }
+}
+
+/// Verifies an article against a bundle (JSON bytes) under a trust store, at `now`.
+pub fn verify_article(
+    article: &[u8],
+    media_type: MediaType,
+    bundle_json: &[u8],
+    trust: &TrustStore,
+    options: &VerifyOptions,
+    now: Timestamp,
+) -> Verdict {
+    match Bundle::from_json(bundle_json) {
+        Ok(bundle) => verify_bundle(article, media_type, &bundle, trust, options, now),
+        Err(e) => Verdict::default().fail(Failure::MalformedBundle(e.to_string())),
+    }
+}
+
+/// Verifies an article against a parsed bundle (see [`verify_article`]).
+pub fn verify_bundle(
+    article: &[u8],
+    media_type: MediaType,
+    bundle: &Bundle,
+    trust: &TrustStore,
+    options: &VerifyOptions,
+    now: Timestamp,
+) -> Verdict {
+    let mut verdict = Verdict::default();
+    let keys = match trust.trusted_keys() {
+        Ok(keys) => keys,
+        Err(e) => return verdict.fail(Failure::TrustStore(e.to_string())),
+    };
+    let candidates: Vec<TrustedKey> = match &options.publisher {
+        Some(p) => keys
+            .into_iter()
+            .filter(|k| &k.entry.publisher == p)
+            .collect(),
+        None => keys,
+    };
+    let envelope = &bundle.dsse_envelope;
+    let verified = match verify_envelope(envelope, &candidates, |k| &k.key) {
+        Ok(v) => v,
+        Err(DsseError::NoSignatures) => return verdict.fail(Failure::NoSignatures),
+        Err(e @ DsseError::UnknownKey { .. }) => {
+            let scope = options
+                .publisher
+                .as_ref()
+                .map(|p| format!(" (only keys for {p} were considered)"))
+                .unwrap_or_default();
+            return verdict.fail(Failure::KeyNotTrusted(format!("{e}{scope}")));
+        }
+        Err(e @ (DsseError::TooManySignatures { .. } | DsseError::PayloadNotBase64)) => {
+            return verdict.fail(Failure::MalformedBundle(format!("malformed bundle: {e}")))
+        }
+        Err(e @ DsseError::SignatureInvalid { .. }) => {
+            return verdict.fail(Failure::SignatureInvalid(e.to_string()))
+        }
+    };
+    let signer = verified.signer.clone();
+    verdict.signer = Some(signer.clone());
+    if envelope.payload_type != PAYLOAD_TYPE_IN_TOTO {
+        return verdict.fail(Failure::UnsupportedPayloadType {
+            got: envelope.payload_type.clone(),
+        });
+    }
+    let statement = match AuthorshipStatement::from_payload(&verified.payload) {
+        Ok(s) => s,
+        Err(e) => return verdict.fail(Failure::MalformedStatement(e.to_string())),
+    };
+    verdict.statement = Some(statement.clone());
+    let predicate = &statement.predicate;
+    if predicate.publisher.domain != signer.entry.publisher {
+        return verdict.fail(Failure::PublisherMismatch {
+            statement: predicate.publisher.domain.clone(),
+            trusted: signer.entry.publisher.clone(),
+        });
+    }
+
+    let judged_at = match &bundle.log_entry {
+        Some(entry) => match verify_log_entry(envelope, entry, &trust.logs) {
+            Ok(log) => {
+                let at = log.integrated_time;
+                verdict.log = Some(log);
+                at
+            }
+            Err(e) => return verdict.fail(Failure::LogProofInvalid(e.to_string())),
+        },
+        None => {
+            if options.require_logged {
+                return verdict.fail(Failure::NotLogged);
+            }
+            now
+        }
+    };
+    verdict.judged_at = Some(judged_at);
+    match signer.standing_at(judged_at, bundle.log_entry.is_some()) {
+        Ok(standing) => {
+            if let KeyStanding::Retired { since } = standing {
+                verdict.warnings.push(format!(
+                    "retired key: revoked at {since}, after this signature was logged"
+                ));
+            }
+            verdict.key_standing = Some(standing);
+        }
+        Err(e) => return verdict.fail(Failure::KeyNotValid(e.to_string())),
+    }
+    if predicate.signed_at.unix() > judged_at.unix() + options.max_clock_skew_secs {
+        if bundle.log_entry.is_some() {
+            return verdict.fail(Failure::SignedAfterLogTime {
+                signed_at: predicate.signed_at,
+                integrated_time: judged_at,
+                skew_secs: options.max_clock_skew_secs,
+            });
+        }
+        verdict
+            .warnings
+            .push(format!("signedAt {} is in the future", predicate.signed_at));
+    }
+    if let Some(max_age) = options.max_age_secs {
+        if now.unix() - judged_at.unix() > max_age {
+            return verdict.fail(Failure::TooOld {
+                signed: judged_at,
+                max_age_secs: max_age,
+            });
+        }
+    }
+
+    let prepared = match prepare_article(article, media_type, options.max_article_bytes) {
+        Ok(p) => p,
+        Err(e) => return verdict.fail(Failure::Canonicalization(e.to_string())),
+    };
+    verdict.displayed_paragraphs = prepared
+        .canonical
+        .paragraphs()
+        .map(str::to_string)
+        .collect();
+    verdict.displayed_byline = prepared.canonical.displayed_byline.clone();
+    verdict.invisible = invisible_characters(&prepared.canonical.text);
+    let bidi = verdict
+        .invisible
+        .iter()
+        .filter(|c| c.kind == InvisibleKind::Bidi)
+        .count();
+    if bidi > 0 {
+        verdict.warnings.push(format!(
+            "the text contains {bidi} bidi control character(s), which can reorder what is displayed"
+        ));
+    }
+    let hidden = verdict.invisible.len() - bidi;
+    if hidden > 0 {
+        verdict
+            .warnings
+            .push(format!("the text contains {hidden} invisible character(s)"));
+    }
+    let text_ok = prepared.digests.text == predicate.digests.text;
+    let exact_ok = prepared.digests.exact == predicate.digests.exact;
+    if !text_ok && !exact_ok {
+        if let Some(signed) = &predicate.paragraphs {
+            verdict.paragraph_changes = paragraph_changes(signed, &prepared.paragraph_digests);
+        }
+        let changes = summarize_changes(&verdict.paragraph_changes);
+        return verdict.fail(Failure::DigestMismatch {
+            expected: predicate.digests.text,
+            got: prepared.digests.text,
+            changes,
+        });
+    }
+    verdict.binding = Some(if exact_ok {
+        Binding::Exact
+    } else {
+        Binding::Text
+    });
+    if options.require_exact && !exact_ok {
+        return verdict.fail(Failure::ExactBindingRequired);
+    }
+    if options.check_displayed_byline {
+        match &prepared.canonical.displayed_byline {
+            Some(shown) if *shown != predicate.byline => {
+                return verdict.fail(Failure::DisplayedBylineMismatch {
+                    displayed: shown.clone(),
+                    signed: predicate.byline.clone(),
+                })
+            }
+            Some(_) => {}
+            None if media_type == MediaType::Html => verdict
+                .warnings
+                .push("displayed byline not checked: the page has no data-byline element".into()),
+            None => {}
+        }
+    }
+    verdict
+}
+
+/// Aligns displayed paragraph digests with signed ones (longest common subsequence) and lists
+/// what changed, so a verdict can say "paragraph 3 changed" without the original text.
+pub fn paragraph_changes(
+    signed: &[Sha256Digest],
+    displayed: &[Sha256Digest],
+) -> Vec<ParagraphChange> {
+    const MAX_CELLS: usize = 16_000_000;
+    let (n, m) = (signed.len(), displayed.len());
+    if n.saturating_mul(m) > MAX_CELLS {
+        return Vec::new();
+    }
+    // lcs[i][j] = LCS length of signed[i..] and displayed[j..].
+    let mut lcs = vec![0u32; (n + 1) * (m + 1)];
+    let at = |i: usize, j: usize| i * (m + 1) + j;
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[at(i, j)] = if signed[i] == displayed[j] {
+                lcs[at(i + 1, j + 1)] + 1
+            } else {
+                lcs[at(i + 1, j)].max(lcs[at(i, j + 1)])
+            };
+        }
+    }
+    let mut changes = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    let mut removed: Vec<usize> = Vec::new();
+    let mut added: Vec<usize> = Vec::new();
+    let flush =
+        |removed: &mut Vec<usize>, added: &mut Vec<usize>, changes: &mut Vec<ParagraphChange>| {
+            let paired = removed.len().min(added.len());
+            for k in 0..paired {
+                changes.push(ParagraphChange::Changed {
+                    signed: removed[k],
+                    displayed: added[k],
+                });
+            }
+            changes.extend(
+                removed[paired..]
+                    .iter()
+                    .map(|&s| ParagraphChange::Removed { signed: s }),
+            );
+            changes.extend(
+                added[paired..]
+                    .iter()
+                    .map(|&d| ParagraphChange::Added { displayed: d }),
+            );
+            removed.clear();
+            added.clear();
+        };
+    while i < n || j < m {
+        if i < n && j < m && signed[i] == displayed[j] {
+            flush(&mut removed, &mut added, &mut changes);
+            i += 1;
+            j += 1;
+        } else if j < m && (i == n || lcs[at(i, j + 1)] >= lcs[at(i + 1, j)]) {
+            added.push(j);
+            j += 1;
+        } else {
+            removed.push(i);
+            i += 1;
+        }
+    }
+    flush(&mut removed, &mut added, &mut changes);
+    changes
+}
+
+fn summarize_changes(changes: &[ParagraphChange]) -> String {
+    if changes.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = changes
+        .iter()
+        .take(10)
+        .map(|c| match c {
+            ParagraphChange::Changed { signed, .. } => format!("paragraph {} changed", signed + 1),
+            ParagraphChange::Added { displayed } => format!("paragraph {} added", displayed + 1),
+            ParagraphChange::Removed { signed } => format!("paragraph {} removed", signed + 1),
+        })
+        .collect();
+    let more = if changes.len() > 10 {
+        format!(" and {} more", changes.len() - 10)
+    } else {
+        String::new()
+    };
+    format!(" ({}{more})", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Sha256Digest {
+        Sha256Digest::of(s.as_bytes())
+    }
+
+    #[test]
+    fn paragraph_changes_name_what_moved() {
+        let signed = [d("a"), d("b"), d("c"), d("d")];
+        assert!(paragraph_changes(&signed, &signed).is_empty());
+        let changed = [d("a"), d("B"), d("c"), d("d")];
+        assert_eq!(
+            paragraph_changes(&signed, &changed),
+            vec![ParagraphChange::Changed {
+                signed: 1,
+                displayed: 1
+            }]
+        );
+        let removed = [d("a"), d("c"), d("d")];
+        assert_eq!(
+            paragraph_changes(&signed, &removed),
+            vec![ParagraphChange::Removed { signed: 1 }]
+        );
+        let added = [d("a"), d("b"), d("x"), d("c"), d("d")];
+        assert_eq!(
+            paragraph_changes(&signed, &added),
+            vec![ParagraphChange::Added { displayed: 2 }]
+        );
+    }
+}

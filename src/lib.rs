@@ -22,3 +22,16 @@
 
 pub mod cli;
 pub mod core;
+pub mod keyfile;
+pub mod service;
+pub mod storage;
+
+/// Generated protobuf messages and gRPC client and server code for `byline.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod proto {
+    tonic::include_proto!("byline.v1");
+
+    /// The encoded file descriptor set of `proto/`, published by server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/byline_descriptor.bin"));
+}

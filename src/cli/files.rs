@@ -3,8 +3,7 @@
 //! Everything that touches the file system for the CLI lives here, so that the commands read
 //! as calls into the core and the permission rules for secrets are written once.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -12,8 +11,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use crate::core::canonical::MediaType;
 use crate::core::constants::{DEFAULT_MAX_ARTICLE_BYTES, MAX_BUNDLE_BYTES, SIDECAR_SUFFIX};
 use crate::core::embed::strip_embedded;
-use crate::core::keys::SigningKey;
 use crate::core::trust::TrustStore;
+pub use crate::keyfile::{load_signing_key, write_secret};
 
 /// Reads a whole file, refusing files larger than `limit` with a message naming both.
 pub fn read_limited(path: &Path, limit: usize) -> Result<Vec<u8>> {
@@ -107,55 +106,6 @@ pub fn find_bundle(
         )));
     }
     Ok(None)
-}
-
-/// Loads a private key, refusing one that others can read.
-pub fn load_signing_key(path: &Path) -> Result<SigningKey> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let meta =
-            fs::metadata(path).with_context(|| format!("cannot read key {}", path.display()))?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            bail!(
-                "private key {} is readable by group or others (mode {:o}); fix it with: chmod 600 {}",
-                path.display(),
-                mode,
-                path.display()
-            );
-        }
-    }
-    let pem = zeroize::Zeroizing::new(
-        fs::read_to_string(path).with_context(|| format!("cannot read key {}", path.display()))?,
-    );
-    SigningKey::from_pkcs8_pem(&pem).with_context(|| format!("cannot load key {}", path.display()))
-}
-
-/// Writes a secret file with mode 0600, refusing to overwrite unless `force`.
-pub fn write_secret(path: &Path, contents: &[u8], force: bool) -> Result<()> {
-    if path.exists() && !force {
-        bail!(
-            "{} already exists; pass --force to overwrite it",
-            path.display()
-        );
-    }
-    if force && path.exists() {
-        fs::remove_file(path).with_context(|| format!("cannot replace {}", path.display()))?;
-    }
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Writes a file atomically (temporary file, then rename), so a crash never leaves half a file.

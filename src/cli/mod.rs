@@ -4,7 +4,9 @@
 //! revoked, untrusted, missing or malformed manifest), 2 usage or I/O error.
 
 pub mod files;
+pub mod remote;
 pub mod render;
+pub mod server_cmds;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -59,6 +61,23 @@ enum Command {
     Extract(ExtractArgs),
     /// Print an article's text and exact digests (and, with --canonical, the canonical text).
     Digest(DigestArgs),
+    /// Run the gRPC service (embedded SQLite, dev keys under keys/, 127.0.0.1:50051 by default).
+    Serve(server_cmds::ServeArgs),
+    /// Manage API tokens in the service's database.
+    #[command(subcommand)]
+    Token(server_cmds::TokenCommand),
+    /// Manage the trust store.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    /// Read the transparency log of a server.
+    #[command(subcommand)]
+    Log(server_cmds::LogCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum TrustCommand {
+    /// Pin a publisher's keys and the log key from a server (trust on first use).
+    Add(server_cmds::TrustAddArgs),
 }
 
 #[derive(Args, Debug)]
@@ -115,9 +134,15 @@ struct SignArgs {
     articles: Vec<PathBuf>,
     #[command(flatten)]
     authorship: AuthorshipArgs,
-    /// The publisher's private key (PKCS#8 PEM, mode 0600).
+    /// The publisher's private key (PKCS#8 PEM, mode 0600), to sign offline.
+    #[arg(long, conflicts_with = "server", required_unless_present = "server")]
+    key: Option<PathBuf>,
+    /// Sign through this server (token from BYLINE_TOKEN); the bundle carries a log proof.
     #[arg(long)]
-    key: PathBuf,
+    server: Option<String>,
+    /// A CA certificate (PEM) for the server's TLS certificate.
+    #[arg(long, env = "BYLINE_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     /// The trust store used to find the key's publisher.
     #[arg(long, default_value = "keys/trust.toml")]
     trust: PathBuf,
@@ -151,6 +176,13 @@ struct VerifyArgs {
     /// The media type, when the file name does not say it.
     #[arg(long)]
     media_type: Option<String>,
+    /// When the article carries no bundle, look its manifests up on this server (the verdict
+    /// is still decided here, against the local trust store).
+    #[arg(long)]
+    server: Option<String>,
+    /// A CA certificate (PEM) for the server's TLS certificate.
+    #[arg(long, env = "BYLINE_CA_CERT")]
+    ca_cert: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -211,6 +243,10 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Embed(a) => embed_cmd(a),
         Command::Extract(a) => extract(a),
         Command::Digest(a) => digest(a),
+        Command::Serve(a) => server_cmds::serve(a),
+        Command::Token(c) => server_cmds::token(c),
+        Command::Trust(TrustCommand::Add(a)) => server_cmds::trust_add(a),
+        Command::Log(c) => server_cmds::log(c),
     }
 }
 
@@ -266,7 +302,14 @@ fn parse_human(spec: &str) -> Result<Human> {
 }
 
 fn sign(a: SignArgs) -> Result<u8> {
-    let key = load_signing_key(&a.key)?;
+    if let Some(server) = &a.server {
+        return sign_via_server(server, &a);
+    }
+    let key_path = a
+        .key
+        .clone()
+        .ok_or_else(|| anyhow!("give --key FILE or --server URL"))?;
+    let key = load_signing_key(&key_path)?;
     let vk = key.verifying_key();
     let trust = load_trust(&a.trust, true)?;
     let trusted = trust.trusted_keys()?;
@@ -282,7 +325,7 @@ fn sign(a: SignArgs) -> Result<u8> {
         (None, Some(e)) => e.entry.publisher.clone(),
         (None, None) => bail!(
             "the key {} is not in {}; pass --publisher DOMAIN or trust the key first",
-            a.key.display(),
+            key_path.display(),
             a.trust.display()
         ),
     };
@@ -367,13 +410,101 @@ fn sign_one(
     Ok(out)
 }
 
+fn sign_via_server(server: &str, a: &SignArgs) -> Result<u8> {
+    use crate::proto as pb;
+    let class: AuthorshipClass = a.authorship.authorship.parse()?;
+    let humans = a
+        .authorship
+        .humans
+        .iter()
+        .map(|h| parse_human(h))
+        .collect::<Result<Vec<_>>>()?;
+    let mut requests = Vec::new();
+    for path in &a.articles {
+        let bytes = read_article(path)?;
+        let media = media_type_for(path, a.media_type.as_deref())?;
+        let subject = a.authorship.url.clone().unwrap_or_else(|| {
+            path.file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default()
+        });
+        let authorship = pb::Authorship {
+            subject,
+            byline: a.authorship.byline.clone(),
+            authorship: crate::service::grpc::class_to_pb(class) as i32,
+            ai_systems: a
+                .authorship
+                .models
+                .iter()
+                .map(|m| {
+                    let s = parse_model(m);
+                    pb::AiSystem {
+                        name: s.name,
+                        version: s.version.unwrap_or_default(),
+                        provider: s.provider.unwrap_or_default(),
+                    }
+                })
+                .collect(),
+            humans: humans
+                .iter()
+                .map(|h| pb::Human {
+                    name: h.name.clone(),
+                    role: h.role.clone(),
+                })
+                .collect(),
+            publisher_domain: a.authorship.publisher.clone().unwrap_or_default(),
+            publisher_name: a.authorship.publisher_name.clone().unwrap_or_default(),
+            title: a.authorship.title.clone().unwrap_or_default(),
+            language: a.authorship.language.clone().unwrap_or_default(),
+            published_at: None,
+        };
+        requests.push((
+            path.clone(),
+            pb::SignRequest {
+                article: Some(pb::sign_request::Article::Content(pb::Article {
+                    content: bytes,
+                    media_type: media.as_str().to_string(),
+                })),
+                authorship: Some(authorship),
+                idempotency_key: String::new(),
+                request_id: 0,
+            },
+        ));
+    }
+    server_cmds::sign_remote(server, a.ca_cert.as_deref(), requests)
+}
+
 fn verify(a: VerifyArgs) -> Result<u8> {
     let bytes = read_article(&a.article)?;
     let media = media_type_for(&a.article, a.media_type.as_deref())?;
     let trust = load_trust(&a.trust, false)?;
     let name = a.article.display().to_string();
-    let Some((bundle_json, _source)) = find_bundle(&a.article, &bytes, media, a.bundle.as_deref())?
-    else {
+    let options = VerifyOptions {
+        require_exact: a.require_binding.as_deref() == Some("exact"),
+        require_logged: a.require_logged,
+        publisher: a.publisher.clone(),
+        ..VerifyOptions::default()
+    };
+    let mut found =
+        find_bundle(&a.article, &bytes, media, a.bundle.as_deref())?.map(|(b, _)| vec![b]);
+    if found.is_none() {
+        if let Some(server) = &a.server {
+            let prepared = prepare_article(
+                &bytes,
+                media,
+                crate::core::constants::DEFAULT_MAX_ARTICLE_BYTES,
+            )?;
+            let bundles = server_cmds::lookup_bundles(
+                server,
+                a.ca_cert.as_deref(),
+                &prepared.digests.text.to_hex(),
+            )?;
+            if !bundles.is_empty() {
+                found = Some(bundles.into_iter().map(String::into_bytes).collect());
+            }
+        }
+    }
+    let Some(candidates) = found else {
         let message = format!(
             "no manifest: {name} carries no embedded bundle and has no sidecar {}",
             sidecar_path(&a.article).display()
@@ -389,20 +520,19 @@ fn verify(a: VerifyArgs) -> Result<u8> {
         }
         return Ok(EXIT_NOT_VERIFIED);
     };
-    let options = VerifyOptions {
-        require_exact: a.require_binding.as_deref() == Some("exact"),
-        require_logged: a.require_logged,
-        publisher: a.publisher.clone(),
-        ..VerifyOptions::default()
-    };
-    let verdict = verify_article(
-        &bytes,
-        media,
-        &bundle_json,
-        &trust,
-        &options,
-        Timestamp::now(),
-    );
+    // With several manifests (a server lookup), the first that verifies decides; otherwise
+    // the newest one's failure is reported.
+    let now = Timestamp::now();
+    let verdicts: Vec<_> = candidates
+        .iter()
+        .map(|b| verify_article(&bytes, media, b, &trust, &options, now))
+        .collect();
+    let verdict = verdicts
+        .iter()
+        .find(|v| v.verified())
+        .or_else(|| verdicts.first())
+        .cloned()
+        .unwrap_or_default();
     if a.json {
         println!("{}", render::verdict_json(&verdict, &name));
     } else {

@@ -1,0 +1,611 @@
+//! CLI commands that run or talk to a server: `serve`, `token`, `trust add`, `log`, and the
+//! server side of `sign` and `verify`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+
+use crate::core::canonical::MediaType;
+use crate::core::dsse::encode_base64;
+use crate::core::keys::public_key_from_base64;
+use crate::core::logproof::{decode_hashes, open_checkpoint};
+use crate::core::manifest::{check_domain, Timestamp};
+use crate::core::merkle::{leaf_hash, verify_inclusion};
+use crate::proto as pb;
+use crate::service::grpc::Limits;
+use crate::service::log::SequencerSettings;
+use crate::service::{auth, ServeConfig};
+use crate::storage::Store;
+
+use super::files::{load_trust, save_trust};
+use super::remote::{connect, status_message};
+use super::{EXIT_NOT_VERIFIED, EXIT_OK};
+
+/// `byline serve` settings; each can also come from the environment or a TOML file.
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// A TOML file with any of these settings (flags and environment win over it).
+    #[arg(long, env = "BYLINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:50051].
+    #[arg(long, env = "BYLINE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// sqlite://PATH [default: sqlite://data/byline.db].
+    #[arg(long, env = "BYLINE_DATABASE")]
+    database: Option<String>,
+    /// The key directory [default: keys].
+    #[arg(long, env = "BYLINE_KEYS")]
+    keys: Option<PathBuf>,
+    /// The log's origin line [default: byline.localhost/log].
+    #[arg(long, env = "BYLINE_LOG_ORIGIN")]
+    log_origin: Option<String>,
+    /// Largest article accepted, in bytes [default: 4194304].
+    #[arg(long, env = "BYLINE_MAX_ARTICLE_BYTES")]
+    max_article_bytes: Option<usize>,
+    /// Calls in flight before new ones get RESOURCE_EXHAUSTED [default: 1024].
+    #[arg(long, env = "BYLINE_MAX_CONCURRENT")]
+    max_concurrent: Option<usize>,
+    /// Most entries per group-commit batch [default: 256].
+    #[arg(long, env = "BYLINE_BATCH_MAX")]
+    batch_max: Option<usize>,
+    /// How long a batch waits for more entries, in milliseconds [default: 0].
+    #[arg(long, env = "BYLINE_BATCH_WAIT_MS")]
+    batch_wait_ms: Option<u64>,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
+    #[arg(long, env = "BYLINE_METRICS")]
+    metrics: Option<SocketAddr>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, env = "BYLINE_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "BYLINE_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+}
+
+#[derive(serde::Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct ServeFile {
+    listen: Option<SocketAddr>,
+    database: Option<String>,
+    keys: Option<PathBuf>,
+    log_origin: Option<String>,
+    max_article_bytes: Option<usize>,
+    max_concurrent: Option<usize>,
+    batch_max: Option<usize>,
+    batch_wait_ms: Option<u64>,
+    metrics: Option<SocketAddr>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+}
+
+fn resolve(args: ServeArgs) -> Result<ServeConfig> {
+    let file: ServeFile = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str(&text).with_context(|| format!("in config file {}", path.display()))?
+        }
+        None => ServeFile::default(),
+    };
+    let max_article_bytes = args
+        .max_article_bytes
+        .or(file.max_article_bytes)
+        .unwrap_or(crate::core::constants::DEFAULT_MAX_ARTICLE_BYTES);
+    Ok(ServeConfig {
+        listen: args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051))),
+        database: args
+            .database
+            .or(file.database)
+            .unwrap_or_else(|| "sqlite://data/byline.db".into()),
+        keys: args
+            .keys
+            .or(file.keys)
+            .unwrap_or_else(|| PathBuf::from("keys")),
+        log_origin: args
+            .log_origin
+            .or(file.log_origin)
+            .unwrap_or_else(|| "byline.localhost/log".into()),
+        limits: Limits {
+            max_article_bytes,
+            max_concurrent: args.max_concurrent.or(file.max_concurrent).unwrap_or(1024),
+            stream_window: 64,
+        },
+        sequencer: SequencerSettings {
+            max_batch: args.batch_max.or(file.batch_max).unwrap_or(256).max(1),
+            max_wait: std::time::Duration::from_millis(
+                args.batch_wait_ms.or(file.batch_wait_ms).unwrap_or(0),
+            ),
+            queue: 4096,
+        },
+        metrics: args.metrics.or(file.metrics),
+        tls_cert: args.tls_cert.or(file.tls_cert),
+        tls_key: args.tls_key.or(file.tls_key),
+        // Room for the article, its protobuf framing and the authorship fields.
+        max_message_bytes: max_article_bytes + 1024 * 1024,
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// `byline serve`.
+pub fn serve(args: ServeArgs) -> Result<u8> {
+    let config = resolve(args)?;
+    init_tracing();
+    runtime()?.block_on(crate::service::serve(
+        config,
+        crate::service::shutdown_signal(),
+        |addr| eprintln!("byline: listening on {addr}"),
+    ))?;
+    Ok(EXIT_OK)
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BYLINE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(super::render::use_colour())
+        .try_init();
+}
+
+/// `byline token …`.
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create an API token for a publisher (printed once).
+    Create {
+        /// The publisher's domain.
+        #[arg(long)]
+        publisher: String,
+        /// The publisher's display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// May call administrative RPCs.
+        #[arg(long)]
+        admin: bool,
+        /// Expires after this long: e.g. 90d, 12h, 30m.
+        #[arg(long)]
+        expires: Option<String>,
+        /// The database.
+        #[arg(
+            long,
+            env = "BYLINE_DATABASE",
+            default_value = "sqlite://data/byline.db"
+        )]
+        database: String,
+    },
+    /// List tokens (ids and publishers; secrets are never stored).
+    List {
+        /// The database.
+        #[arg(
+            long,
+            env = "BYLINE_DATABASE",
+            default_value = "sqlite://data/byline.db"
+        )]
+        database: String,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        /// The token id (the part after `byl_`, before the second `_`).
+        id: String,
+        /// The database.
+        #[arg(
+            long,
+            env = "BYLINE_DATABASE",
+            default_value = "sqlite://data/byline.db"
+        )]
+        database: String,
+    },
+}
+
+/// Parses `90d`, `12h`, `30m`, `45s`.
+pub fn parse_duration_secs(text: &str) -> Result<i64> {
+    let (num, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = num
+        .parse()
+        .map_err(|_| anyhow!("duration {text:?} must look like 90d, 12h, 30m or 45s"))?;
+    let mult = match unit {
+        "d" => 86_400,
+        "h" => 3_600,
+        "m" => 60,
+        "s" => 1,
+        _ => bail!("duration {text:?} must end in d, h, m or s"),
+    };
+    n.checked_mul(mult)
+        .filter(|s| *s > 0)
+        .ok_or_else(|| anyhow!("duration {text:?} is out of range"))
+}
+
+/// `byline token …`.
+pub fn token(cmd: TokenCommand) -> Result<u8> {
+    runtime()?.block_on(async {
+        match cmd {
+            TokenCommand::Create {
+                publisher,
+                name,
+                admin,
+                expires,
+                database,
+            } => {
+                check_domain(&publisher).map_err(|_| {
+                    anyhow!("--publisher {publisher:?} is not a lowercase domain name")
+                })?;
+                let store = crate::service::open_sqlite(&database).await?;
+                let now = Timestamp::now();
+                let expires_at = match expires {
+                    Some(e) => Some(
+                        Timestamp::from_unix(now.unix() + parse_duration_secs(&e)?)
+                            .ok_or_else(|| anyhow!("--expires is out of range"))?,
+                    ),
+                    None => None,
+                };
+                let known = store
+                    .publishers()
+                    .await?
+                    .into_iter()
+                    .find(|(d, _)| *d == publisher);
+                let display = name
+                    .or_else(|| known.map(|(_, n)| n))
+                    .unwrap_or_else(|| publisher.clone());
+                store.upsert_publisher(&publisher, &display).await?;
+                let token = auth::create_token(&publisher, admin, expires_at, now);
+                store.insert_token(&token.record).await?;
+                eprintln!(
+                    "token {} for {publisher}{}{} (shown once; keep it secret):",
+                    token.record.id,
+                    if admin { ", admin" } else { "" },
+                    expires_at
+                        .map(|e| format!(", expires {e}"))
+                        .unwrap_or_default()
+                );
+                println!("{}", token.text.as_str());
+                Ok(EXIT_OK)
+            }
+            TokenCommand::List { database } => {
+                let store = crate::service::open_sqlite(&database).await?;
+                for t in store.tokens().await? {
+                    println!(
+                        "{}  {}  {}{}{}",
+                        t.id,
+                        t.publisher,
+                        t.created_at,
+                        if t.admin { "  admin" } else { "" },
+                        if t.revoked {
+                            "  REVOKED".to_string()
+                        } else {
+                            t.expires_at
+                                .map(|e| format!("  expires {e}"))
+                                .unwrap_or_default()
+                        }
+                    );
+                }
+                Ok(EXIT_OK)
+            }
+            TokenCommand::Revoke { id, database } => {
+                let store = crate::service::open_sqlite(&database).await?;
+                if store.revoke_token(&id).await? {
+                    println!("revoked token {id}");
+                    Ok(EXIT_OK)
+                } else {
+                    bail!("no token with id {id}")
+                }
+            }
+        }
+    })
+}
+
+/// `byline trust add`.
+#[derive(Args, Debug)]
+pub struct TrustAddArgs {
+    /// The server to pin from.
+    #[arg(long)]
+    server: String,
+    /// The publisher whose keys to pin.
+    #[arg(long)]
+    publisher: String,
+    /// The expected key id (fingerprint) or its first 16+ hex digits; refuse if it differs.
+    #[arg(long)]
+    expect: Option<String>,
+    /// The trust store to add to.
+    #[arg(long, default_value = "keys/trust.toml")]
+    trust: PathBuf,
+    /// A CA certificate (PEM) for the server's TLS certificate.
+    #[arg(long, env = "BYLINE_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+}
+
+/// `byline trust add`: trust on first use, pinning one publisher's keys and the log key.
+pub fn trust_add(a: TrustAddArgs) -> Result<u8> {
+    runtime()?.block_on(async {
+        let mut client = connect(&a.server, a.ca_cert.as_deref()).await?;
+        let keys = client
+            .get_keys(pb::GetKeysRequest {
+                publisher_domain: a.publisher.clone(),
+            })
+            .await
+            .map_err(|s| anyhow!("GetKeys failed: {}", status_message(&s)))?
+            .into_inner();
+        let wanted: Vec<&pb::PublisherKey> = keys
+            .publisher_keys
+            .iter()
+            .filter(|k| k.publisher_domain == a.publisher)
+            .collect();
+        if wanted.is_empty() {
+            bail!("{} has no keys for publisher {}", a.server, a.publisher);
+        }
+        if let Some(expect) = &a.expect {
+            let expect = expect.to_ascii_lowercase();
+            if expect.len() < 16 || !wanted.iter().any(|k| k.keyid.starts_with(&expect)) {
+                let got: Vec<&str> = wanted.iter().map(|k| k.keyid.as_str()).collect();
+                bail!(
+                    "fingerprint mismatch: expected {expect} but {} serves {} for {}; nothing was pinned",
+                    a.server,
+                    got.join(", "),
+                    a.publisher
+                );
+            }
+        }
+        let mut trust = load_trust(&a.trust, true)?;
+        let source = format!("trust add {} at {}", a.server, Timestamp::now());
+        for k in &wanted {
+            let vk = public_key_from_base64(&k.public_key)?;
+            let added = trust.add_publisher_key(&a.publisher, Some(&k.publisher_name), &vk, true, &source)?;
+            println!(
+                "{} {} key {}",
+                if added { "pinned" } else { "already pinned" },
+                a.publisher,
+                k.keyid
+            );
+        }
+        crate::core::note::NoteVerifier::parse(&keys.log_verifier_key)
+            .map_err(|e| anyhow!("the server's log key is malformed: {e}"))?;
+        if !trust.logs.iter().any(|l| l.verifier_key == keys.log_verifier_key) {
+            trust.logs.push(crate::core::trust::LogEntryTrust {
+                origin: keys.log_origin.clone(),
+                verifier_key: keys.log_verifier_key.clone(),
+                source: Some(source),
+            });
+        }
+        println!("pinned log {} key {}", keys.log_origin, keys.log_verifier_key);
+        save_trust(&a.trust, &trust)?;
+        println!("saved {}", a.trust.display());
+        Ok(EXIT_OK)
+    })
+}
+
+/// Signs articles through a server, writing each bundle as a sidecar.
+pub fn sign_remote(
+    server: &str,
+    ca_cert: Option<&Path>,
+    requests: Vec<(PathBuf, pb::SignRequest)>,
+) -> Result<u8> {
+    let token = super::remote::token_from_env()?;
+    runtime()?.block_on(async {
+        let mut client = connect(server, ca_cert).await?;
+        let mut failed = 0usize;
+        let total = requests.len();
+        for (path, req) in requests {
+            let request = super::remote::authorized(req, &token)?;
+            match client.sign(request).await {
+                Ok(resp) => {
+                    let out = super::files::sidecar_path(&path);
+                    super::files::write_atomic(&out, resp.into_inner().bundle_json.as_bytes())?;
+                    println!("signed {} -> {}", path.display(), out.display());
+                }
+                Err(status) => {
+                    failed += 1;
+                    eprintln!(
+                        "byline: error: {}: {}",
+                        path.display(),
+                        status_message(&status)
+                    );
+                }
+            }
+        }
+        if failed > 0 {
+            eprintln!("{failed} of {total} articles failed to sign");
+            return Ok(EXIT_NOT_VERIFIED);
+        }
+        Ok(EXIT_OK)
+    })
+}
+
+/// Looks an article's manifests up on a server by its text digest (newest first).
+pub fn lookup_bundles(
+    server: &str,
+    ca_cert: Option<&Path>,
+    text_sha256: &str,
+) -> Result<Vec<String>> {
+    runtime()?.block_on(async {
+        let mut client = connect(server, ca_cert).await?;
+        let resp = client
+            .lookup(pb::LookupRequest {
+                digest: Some(pb::lookup_request::Digest::TextSha256(
+                    text_sha256.to_string(),
+                )),
+            })
+            .await
+            .map_err(|s| anyhow!("Lookup failed: {}", status_message(&s)))?
+            .into_inner();
+        Ok(resp
+            .entries
+            .into_iter()
+            .rev()
+            .map(|e| e.bundle_json)
+            .collect())
+    })
+}
+
+/// `byline log …`.
+#[derive(Subcommand, Debug)]
+pub enum LogCommand {
+    /// Print the log's latest checkpoint, after checking its signature with the pinned log key.
+    Checkpoint {
+        /// The server.
+        #[arg(long)]
+        server: String,
+        /// The trust store holding the pinned log key.
+        #[arg(long, default_value = "keys/trust.toml")]
+        trust: PathBuf,
+        /// A CA certificate (PEM) for the server's TLS certificate.
+        #[arg(long, env = "BYLINE_CA_CERT")]
+        ca_cert: Option<PathBuf>,
+    },
+    /// Prove that the entry at an index is in the log's latest checkpoint, and check the proof.
+    Prove {
+        /// The server.
+        #[arg(long)]
+        server: String,
+        /// The log index.
+        #[arg(long)]
+        index: u64,
+        /// The trust store holding the pinned log key.
+        #[arg(long, default_value = "keys/trust.toml")]
+        trust: PathBuf,
+        /// A CA certificate (PEM) for the server's TLS certificate.
+        #[arg(long, env = "BYLINE_CA_CERT")]
+        ca_cert: Option<PathBuf>,
+    },
+    /// Print the consistency proof between two tree sizes.
+    Consistency {
+        /// The server.
+        #[arg(long)]
+        server: String,
+        /// The older size.
+        #[arg(long)]
+        from: u64,
+        /// The newer size (default: the latest).
+        #[arg(long, default_value_t = 0)]
+        to: u64,
+        /// A CA certificate (PEM) for the server's TLS certificate.
+        #[arg(long, env = "BYLINE_CA_CERT")]
+        ca_cert: Option<PathBuf>,
+    },
+}
+
+/// `byline log …`.
+pub fn log(cmd: LogCommand) -> Result<u8> {
+    runtime()?.block_on(async {
+        match cmd {
+            LogCommand::Checkpoint {
+                server,
+                trust,
+                ca_cert,
+            } => {
+                let trust = load_trust(&trust, false)?;
+                let mut client = connect(&server, ca_cert.as_deref()).await?;
+                let cp = client
+                    .get_checkpoint(pb::GetCheckpointRequest {})
+                    .await
+                    .map_err(|s| anyhow!("GetCheckpoint failed: {}", status_message(&s)))?
+                    .into_inner();
+                let checkpoint = open_checkpoint(&cp.checkpoint, &trust.logs)?;
+                print!("{}", cp.checkpoint);
+                eprintln!(
+                    "checkpoint of {} verified: size {}, root {}",
+                    checkpoint.origin,
+                    checkpoint.size,
+                    encode_base64(&checkpoint.root_hash)
+                );
+                Ok(EXIT_OK)
+            }
+            LogCommand::Prove {
+                server,
+                index,
+                trust,
+                ca_cert,
+            } => {
+                let trust = load_trust(&trust, false)?;
+                let mut client = connect(&server, ca_cert.as_deref()).await?;
+                let proof = client
+                    .get_inclusion_proof(pb::GetInclusionProofRequest {
+                        leaf: Some(pb::get_inclusion_proof_request::Leaf::LogIndex(index)),
+                        tree_size: 0,
+                    })
+                    .await
+                    .map_err(|s| anyhow!("GetInclusionProof failed: {}", status_message(&s)))?
+                    .into_inner();
+                let entries = client
+                    .get_entries(pb::GetEntriesRequest {
+                        start: index,
+                        count: 1,
+                    })
+                    .await
+                    .map_err(|s| anyhow!("GetEntries failed: {}", status_message(&s)))?
+                    .into_inner();
+                let leaf = entries
+                    .leaves
+                    .first()
+                    .filter(|l| l.log_index == index)
+                    .ok_or_else(|| anyhow!("the server returned no entry {index}"))?;
+                let checkpoint = open_checkpoint(&proof.checkpoint, &trust.logs)?;
+                let hashes = decode_hashes(
+                    &proof
+                        .hashes
+                        .iter()
+                        .map(|h| encode_base64(h))
+                        .collect::<Vec<_>>(),
+                )?;
+                let verdict = verify_inclusion(
+                    index,
+                    checkpoint.size,
+                    &leaf_hash(&leaf.leaf),
+                    &hashes,
+                    &checkpoint.root_hash,
+                );
+                for h in &hashes {
+                    println!("{}", encode_base64(h));
+                }
+                match verdict {
+                    Ok(()) => {
+                        eprintln!(
+                            "entry {index} is included in {} at size {}",
+                            checkpoint.origin, checkpoint.size
+                        );
+                        Ok(EXIT_OK)
+                    }
+                    Err(e) => {
+                        eprintln!("inclusion proof for entry {index} does NOT verify: {e}");
+                        Ok(EXIT_NOT_VERIFIED)
+                    }
+                }
+            }
+            LogCommand::Consistency {
+                server,
+                from,
+                to,
+                ca_cert,
+            } => {
+                let mut client = connect(&server, ca_cert.as_deref()).await?;
+                let proof = client
+                    .get_consistency_proof(pb::GetConsistencyProofRequest {
+                        from_size: from,
+                        to_size: to,
+                    })
+                    .await
+                    .map_err(|s| anyhow!("GetConsistencyProof failed: {}", status_message(&s)))?
+                    .into_inner();
+                println!("from {} to {}", proof.from_size, proof.to_size);
+                for h in &proof.hashes {
+                    println!("{}", encode_base64(h));
+                }
+                Ok(EXIT_OK)
+            }
+        }
+    })
+}
+
+/// The media type's protobuf string.
+pub fn media_type_string(m: MediaType) -> String {
+    m.as_str().to_string()
+}

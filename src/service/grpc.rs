@@ -1,0 +1,800 @@
+//! The `byline.v1` gRPC handlers. Each handler converts the request into core types (the one
+//! place protobuf meets the core), calls the core or the log, and maps every error to a precise
+//! status; nothing here computes a digest or builds a statement itself.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use futures_util::{Stream, StreamExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::core::bundle::Bundle;
+use crate::core::canonical::MediaType;
+use crate::core::digest::{ArticleDigests, Sha256Digest};
+use crate::core::keys::{keyid, public_key_from_base64, SigningKey};
+use crate::core::manifest::{
+    AiSystem, AuthorshipClass, Human, ManifestError, Publisher, Timestamp,
+};
+use crate::core::sign::{
+    build_statement, prepare_article, segments_from_labels, sign_statement, Authorship, SignError,
+};
+use crate::core::trust::TrustStore;
+use crate::core::verify::{verify_article, Binding, VerifyOptions};
+use crate::proto::byline_server::Byline;
+use crate::proto::{self as pb};
+use crate::service::auth::{check_token, parse_bearer, AuthError};
+use crate::service::log::{self as logsvc, LogError, LogSigner, Sequencer};
+use crate::service::metrics;
+use crate::storage::{EntryKind, PendingEntry, Store, StoreError, TokenRecord};
+
+/// How long a looked-up token is trusted before it is read again (revocation takes effect
+/// within this time).
+const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// A publisher this server signs for.
+pub struct PublisherSigner {
+    /// The publisher's domain.
+    pub domain: String,
+    /// Its display name.
+    pub name: String,
+    /// Its signing key (loaded from `keys/DOMAIN.key`).
+    pub key: SigningKey,
+}
+
+/// Limits the service enforces.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The largest article accepted, in bytes.
+    pub max_article_bytes: usize,
+    /// Calls handled at once before new ones are shed with `RESOURCE_EXHAUSTED`.
+    pub max_concurrent: usize,
+    /// Requests of one `SignStream` signed at once.
+    pub stream_window: usize,
+}
+
+/// The service state shared by every call.
+pub struct BylineService<S: Store> {
+    store: S,
+    limits: Limits,
+    keys_dir: PathBuf,
+    signers: RwLock<HashMap<String, Arc<PublisherSigner>>>,
+    log: Arc<LogSigner>,
+    sequencer: Sequencer,
+    trust: TrustStore,
+    limiter: Arc<Semaphore>,
+    token_cache: Mutex<HashMap<String, (TokenRecord, Instant)>>,
+}
+
+fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("{field}: {reason}"))
+}
+
+fn store_status(e: StoreError) -> Status {
+    match e {
+        StoreError::Unavailable(m) => Status::unavailable(format!("database unavailable: {m}")),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+fn log_status(e: &LogError) -> Status {
+    match e {
+        LogError::Store(StoreError::Unavailable(m)) => {
+            Status::unavailable(format!("database unavailable: {m}"))
+        }
+        LogError::Closed => Status::unavailable("the server is shutting down"),
+        LogError::OutOfRange(m) => Status::out_of_range(m.clone()),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+fn sign_error_status(e: SignError) -> Status {
+    match e {
+        SignError::Canonical(c) => invalid("article.content", c),
+        SignError::Embedded(c) => invalid("article.content", c),
+        SignError::Manifest(ManifestError::InvalidField { field, reason }) => {
+            invalid(field, reason)
+        }
+        SignError::Manifest(m) => Status::invalid_argument(m.to_string()),
+        SignError::Refused(m) => Status::permission_denied(m),
+    }
+}
+
+fn timestamp_pb(t: Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.unix(),
+        nanos: 0,
+    }
+}
+
+fn class_from_pb(value: i32) -> Result<AuthorshipClass, Status> {
+    match pb::AuthorshipClass::try_from(value) {
+        Ok(pb::AuthorshipClass::Human) => Ok(AuthorshipClass::Human),
+        Ok(pb::AuthorshipClass::AiAssisted) => Ok(AuthorshipClass::AiAssisted),
+        Ok(pb::AuthorshipClass::AiGenerated) => Ok(AuthorshipClass::AiGenerated),
+        Ok(pb::AuthorshipClass::Mixed) => Ok(AuthorshipClass::Mixed),
+        _ => Err(invalid(
+            "authorship.authorship",
+            "must be one of HUMAN, AI_ASSISTED, AI_GENERATED, MIXED",
+        )),
+    }
+}
+
+/// The protobuf value of an authorship class.
+pub fn class_to_pb(class: AuthorshipClass) -> pb::AuthorshipClass {
+    match class {
+        AuthorshipClass::Human => pb::AuthorshipClass::Human,
+        AuthorshipClass::AiAssisted => pb::AuthorshipClass::AiAssisted,
+        AuthorshipClass::AiGenerated => pb::AuthorshipClass::AiGenerated,
+        AuthorshipClass::Mixed => pb::AuthorshipClass::Mixed,
+    }
+}
+
+fn optional(s: &str) -> Option<String> {
+    (!s.trim().is_empty()).then(|| s.to_string())
+}
+
+fn parse_digest(field: &str, s: &str) -> Result<Sha256Digest, Status> {
+    s.parse().map_err(|e| invalid(field, e))
+}
+
+impl<S: Store> BylineService<S> {
+    /// Builds the service.
+    pub fn new(
+        store: S,
+        limits: Limits,
+        keys_dir: PathBuf,
+        log: Arc<LogSigner>,
+        sequencer: Sequencer,
+        trust: TrustStore,
+    ) -> Self {
+        BylineService {
+            store,
+            limiter: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
+            limits,
+            keys_dir,
+            signers: RwLock::new(HashMap::new()),
+            log,
+            sequencer,
+            trust,
+            token_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.limiter.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "server busy: more than {} calls in flight; retry with backoff",
+                self.limits.max_concurrent
+            ))
+        })
+    }
+
+    /// Authenticates the caller and returns its token record.
+    async fn authenticate<T>(&self, request: &Request<T>) -> Result<TokenRecord, Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .ok_or_else(|| Status::unauthenticated(AuthError::Missing.to_string()))?
+            .to_str()
+            .map_err(|_| Status::unauthenticated(AuthError::Malformed.to_string()))?;
+        let (id, secret) =
+            parse_bearer(header).map_err(|e| Status::unauthenticated(e.to_string()))?;
+        let cached = {
+            let cache = self.token_cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache
+                .get(&id)
+                .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
+                .map(|(r, _)| r.clone())
+        };
+        let record = match cached {
+            Some(r) => r,
+            None => {
+                let r = self
+                    .store
+                    .token(&id)
+                    .await
+                    .map_err(store_status)?
+                    .ok_or_else(|| Status::unauthenticated(AuthError::Invalid.to_string()))?;
+                let mut cache = self.token_cache.lock().unwrap_or_else(|p| p.into_inner());
+                if cache.len() > 10_000 {
+                    cache.clear();
+                }
+                cache.insert(id, (r.clone(), Instant::now()));
+                r
+            }
+        };
+        check_token(&record, &secret, Timestamp::now())
+            .map_err(|e| Status::unauthenticated(e.to_string()))?;
+        Ok(record)
+    }
+
+    /// The signer for a publisher, loading `keys/DOMAIN.key` on first use.
+    async fn signer(&self, domain: &str) -> Result<Arc<PublisherSigner>, Status> {
+        if let Some(s) = self
+            .signers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(domain)
+        {
+            return Ok(s.clone());
+        }
+        let path = self.keys_dir.join(format!("{domain}.key"));
+        let key = crate::keyfile::load_signing_key(&path).map_err(|e| {
+            Status::failed_precondition(format!(
+                "no usable signing key for publisher {domain} on this server: {e:#}"
+            ))
+        })?;
+        let name = self
+            .store
+            .publishers()
+            .await
+            .map_err(store_status)?
+            .into_iter()
+            .find(|(d, _)| d == domain)
+            .map(|(_, n)| n)
+            .unwrap_or_else(|| domain.to_string());
+        let signer = Arc::new(PublisherSigner {
+            domain: domain.to_string(),
+            name,
+            key,
+        });
+        self.signers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(domain.to_string(), signer.clone());
+        Ok(signer)
+    }
+
+    /// Signs one request for the authenticated token: the whole `Sign` flow.
+    async fn sign_one(
+        &self,
+        token: &TokenRecord,
+        req: pb::SignRequest,
+    ) -> Result<pb::SignResponse, Status> {
+        let a = req
+            .authorship
+            .ok_or_else(|| invalid("authorship", "is required"))?;
+        let domain = if a.publisher_domain.is_empty() {
+            token.publisher.clone()
+        } else {
+            a.publisher_domain.clone()
+        };
+        if domain != token.publisher {
+            return Err(Status::permission_denied(format!(
+                "this token signs only for {}, not for {domain}",
+                token.publisher
+            )));
+        }
+        if a.byline.trim().is_empty() {
+            return Err(invalid("authorship.byline", "must not be empty"));
+        }
+        let class = class_from_pb(a.authorship)?;
+        if a.subject.trim().is_empty() {
+            return Err(invalid(
+                "authorship.subject",
+                "must not be empty (the article's URL or id)",
+            ));
+        }
+        let signer = self.signer(&domain).await?;
+        let mut authorship = Authorship {
+            subject_name: a.subject.clone(),
+            byline: a.byline.clone(),
+            authorship: class,
+            ai_systems: a
+                .ai_systems
+                .iter()
+                .map(|s| AiSystem {
+                    name: s.name.clone(),
+                    version: optional(&s.version),
+                    provider: optional(&s.provider),
+                })
+                .collect(),
+            humans: a
+                .humans
+                .iter()
+                .map(|h| Human {
+                    name: h.name.clone(),
+                    role: h.role.clone(),
+                })
+                .collect(),
+            publisher: Publisher {
+                name: optional(&a.publisher_name).unwrap_or_else(|| signer.name.clone()),
+                domain: domain.clone(),
+            },
+            title: optional(&a.title),
+            language: optional(&a.language),
+            published_at: a
+                .published_at
+                .map(|t| {
+                    Timestamp::from_unix(t.seconds)
+                        .ok_or_else(|| invalid("authorship.published_at", "out of range"))
+                })
+                .transpose()?,
+            segments: None,
+            editorial_responsibility: None,
+            supersedes: None,
+        };
+        let (digests, paragraphs) = match req.article {
+            Some(pb::sign_request::Article::Content(article)) => {
+                let media: MediaType = article
+                    .media_type
+                    .parse()
+                    .map_err(|e| invalid("article.media_type", e))?;
+                if article.content.len() > self.limits.max_article_bytes {
+                    return Err(invalid(
+                        "article.content",
+                        format!(
+                            "{} bytes is over the article size limit of {} bytes",
+                            article.content.len(),
+                            self.limits.max_article_bytes
+                        ),
+                    ));
+                }
+                let limit = self.limits.max_article_bytes;
+                let prepared = tokio::task::spawn_blocking(move || {
+                    prepare_article(&article.content, media, limit)
+                })
+                .await
+                .map_err(|e| Status::internal(format!("canonicalization task failed: {e}")))?
+                .map_err(sign_error_status)?;
+                authorship.segments = segments_from_labels(&prepared.canonical.paragraph_labels)
+                    .map_err(|e| sign_error_status(e.into()))?;
+                (prepared.digests, Some(prepared.paragraph_digests))
+            }
+            Some(pb::sign_request::Article::Digests(d)) => (
+                ArticleDigests {
+                    text: parse_digest("digests.text_sha256", &d.text_sha256)?,
+                    exact: parse_digest("digests.exact_sha256", &d.exact_sha256)?,
+                },
+                None,
+            ),
+            None => return Err(invalid("article", "give either content or digests")),
+        };
+        let statement = build_statement(&authorship, digests, paragraphs, Timestamp::now())
+            .map_err(|e| sign_error_status(e.into()))?;
+        let payload = statement
+            .to_payload()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let envelope =
+            sign_statement(&statement, &signer.key).map_err(|e| Status::internal(e.to_string()))?;
+        let idempotency_key = optional(&req.idempotency_key);
+        if idempotency_key.as_ref().is_some_and(|k| k.len() > 256) {
+            return Err(invalid("idempotency_key", "longer than 256 bytes"));
+        }
+        let logged = self
+            .sequencer
+            .submit(PendingEntry {
+                kind: EntryKind::Manifest,
+                envelope,
+                publisher: domain,
+                text_sha256: Some(digests.text.to_hex()),
+                exact_sha256: Some(digests.exact.to_hex()),
+                statement_sha256: Sha256Digest::of(&payload).to_hex(),
+                idempotency_key,
+            })
+            .await
+            .map_err(|e| log_status(&e))?;
+        let bundle = Bundle {
+            media_type: crate::core::constants::BUNDLE_MEDIA_TYPE_V1.to_string(),
+            dsse_envelope: logged.envelope,
+            log_entry: Some(logged.log_entry),
+        };
+        Ok(pb::SignResponse {
+            bundle_json: bundle.to_json_pretty(),
+            log_index: logged.appended.index,
+            text_sha256: digests.text.to_hex(),
+            exact_sha256: digests.exact.to_hex(),
+            integrated_time: Some(timestamp_pb(logged.appended.integrated_time)),
+        })
+    }
+
+    /// The server's trust store plus its own log, for `Verify`.
+    fn verify_trust(&self) -> TrustStore {
+        let mut trust = self.trust.clone();
+        trust.logs.push(crate::core::trust::LogEntryTrust {
+            origin: self.log.origin().to_string(),
+            verifier_key: self.log.verifier_key(),
+            source: Some("this server".into()),
+        });
+        trust
+    }
+}
+
+fn observe<T>(rpc: &str, started: Instant, result: &Result<T, Status>) {
+    let code = match result {
+        Ok(_) => tonic::Code::Ok,
+        Err(s) => s.code(),
+    };
+    metrics::record_call(rpc, code, started.elapsed());
+}
+
+type SignStreamOut = Pin<Box<dyn Stream<Item = Result<pb::SignStreamResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl<S: Store> Byline for Arc<BylineService<S>> {
+    async fn sign(
+        &self,
+        request: Request<pb::SignRequest>,
+    ) -> Result<Response<pb::SignResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let _permit = self.admit()?;
+            let token = self.authenticate(&request).await?;
+            self.sign_one(&token, request.into_inner())
+                .await
+                .map(Response::new)
+        }
+        .await;
+        observe("Sign", started, &result);
+        result
+    }
+
+    type SignStreamStream = SignStreamOut;
+
+    async fn sign_stream(
+        &self,
+        request: Request<Streaming<pb::SignRequest>>,
+    ) -> Result<Response<Self::SignStreamStream>, Status> {
+        let started = Instant::now();
+        let admitted = async {
+            let permit = self.admit()?;
+            let token = self.authenticate(&request).await?;
+            Ok::<_, Status>((permit, token))
+        }
+        .await;
+        let (permit, token) = match admitted {
+            Ok(ok) => ok,
+            Err(e) => {
+                let r = Err(e);
+                observe("SignStream", started, &r);
+                return r;
+            }
+        };
+        let service = self.clone();
+        let window = self.limits.stream_window.max(1);
+        let inbound = request.into_inner();
+        let token = Arc::new(token);
+        // `buffered` signs up to `window` requests at once and yields answers in request
+        // order; it pulls from the client only as answers are taken (back-pressure).
+        let out = inbound
+            .map(move |item| {
+                let service = service.clone();
+                let token = token.clone();
+                async move {
+                    let req = item?;
+                    let request_id = req.request_id;
+                    let result = match service.sign_one(&token, req).await {
+                        Ok(signed) => pb::sign_stream_response::Result::Signed(signed),
+                        Err(status) => pb::sign_stream_response::Result::Error(pb::SignError {
+                            code: status.code() as i32,
+                            message: status.message().to_string(),
+                        }),
+                    };
+                    Ok(pb::SignStreamResponse {
+                        request_id,
+                        result: Some(result),
+                    })
+                }
+            })
+            .buffered(window)
+            .map(move |r: Result<pb::SignStreamResponse, Status>| {
+                let _hold = &permit;
+                r
+            });
+        metrics::record_call("SignStream", tonic::Code::Ok, started.elapsed());
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    async fn verify(
+        &self,
+        request: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let _permit = self.admit()?;
+            let req = request.into_inner();
+            let article = req
+                .article
+                .ok_or_else(|| invalid("article", "is required"))?;
+            let media: MediaType = article
+                .media_type
+                .parse()
+                .map_err(|e| invalid("article.media_type", e))?;
+            if article.content.len() > self.limits.max_article_bytes {
+                return Err(invalid(
+                    "article.content",
+                    format!(
+                        "over the article size limit of {} bytes",
+                        self.limits.max_article_bytes
+                    ),
+                ));
+            }
+            let options = VerifyOptions {
+                require_exact: req.require_exact,
+                max_article_bytes: self.limits.max_article_bytes,
+                ..VerifyOptions::default()
+            };
+            let trust = self.verify_trust();
+            let verdict = tokio::task::spawn_blocking(move || {
+                verify_article(
+                    &article.content,
+                    media,
+                    req.bundle_json.as_bytes(),
+                    &trust,
+                    &options,
+                    Timestamp::now(),
+                )
+            })
+            .await
+            .map_err(|e| Status::internal(format!("verification task failed: {e}")))?;
+            let p = verdict.statement.as_ref().map(|s| &s.predicate);
+            Ok(Response::new(pb::VerifyResponse {
+                verified: verdict.verified(),
+                failure_code: verdict
+                    .failure
+                    .as_ref()
+                    .map(|f| f.code().to_string())
+                    .unwrap_or_default(),
+                message: verdict
+                    .failure
+                    .as_ref()
+                    .map(|f| f.to_string())
+                    .unwrap_or_else(|| "verified".into()),
+                byline: p.map(|p| p.byline.clone()).unwrap_or_default(),
+                authorship: p
+                    .map(|p| class_to_pb(p.authorship) as i32)
+                    .unwrap_or_default(),
+                publisher_domain: verdict
+                    .signer
+                    .as_ref()
+                    .map(|s| s.entry.publisher.clone())
+                    .unwrap_or_default(),
+                publisher_name: verdict
+                    .signer
+                    .as_ref()
+                    .map(|s| s.publisher_display().to_string())
+                    .unwrap_or_default(),
+                keyid: verdict
+                    .signer
+                    .as_ref()
+                    .map(|s| s.keyid.clone())
+                    .unwrap_or_default(),
+                logged: verdict.log.is_some(),
+                log_index: verdict
+                    .log
+                    .as_ref()
+                    .map(|l| l.log_index)
+                    .unwrap_or_default(),
+                binding: match verdict.binding {
+                    Some(Binding::Exact) => "exact".into(),
+                    Some(Binding::Text) => "text".into(),
+                    None => String::new(),
+                },
+                signing_time: verdict.judged_at.map(timestamp_pb),
+                warnings: verdict.warnings.clone(),
+            }))
+        }
+        .await;
+        observe("Verify", started, &result);
+        result
+    }
+
+    async fn lookup(
+        &self,
+        request: Request<pb::LookupRequest>,
+    ) -> Result<Response<pb::LookupResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let _permit = self.admit()?;
+            let records = match request.into_inner().digest {
+                Some(pb::lookup_request::Digest::TextSha256(d)) => {
+                    parse_digest("text_sha256", &d)?;
+                    self.store.lookup_text(&d).await
+                }
+                Some(pb::lookup_request::Digest::ExactSha256(d)) => {
+                    parse_digest("exact_sha256", &d)?;
+                    self.store.lookup_exact(&d).await
+                }
+                None => return Err(invalid("digest", "give text_sha256 or exact_sha256")),
+            }
+            .map_err(store_status)?;
+            let mut entries = Vec::with_capacity(records.len());
+            for record in &records {
+                let bundle = logsvc::bundle_for_entry(&self.store, record)
+                    .await
+                    .map_err(|e| log_status(&e))?;
+                entries.push(pb::LookupEntry {
+                    bundle_json: bundle.to_json_pretty(),
+                    log_index: record.index,
+                    integrated_time: Some(timestamp_pb(record.integrated_time)),
+                    publisher_domain: record.publisher.clone(),
+                });
+            }
+            Ok(Response::new(pb::LookupResponse { entries }))
+        }
+        .await;
+        observe("Lookup", started, &result);
+        result
+    }
+
+    async fn get_keys(
+        &self,
+        request: Request<pb::GetKeysRequest>,
+    ) -> Result<Response<pb::GetKeysResponse>, Status> {
+        let wanted = request.into_inner().publisher_domain;
+        let served: Vec<String> = self
+            .store
+            .publishers()
+            .await
+            .map_err(store_status)?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect();
+        let mut publisher_keys = Vec::new();
+        for entry in &self.trust.publisher_keys {
+            if !served.contains(&entry.publisher)
+                || (!wanted.is_empty() && entry.publisher != wanted)
+            {
+                continue;
+            }
+            if entry.revoked_since.is_some() {
+                continue;
+            }
+            let Ok(key) = public_key_from_base64(&entry.public_key) else {
+                continue;
+            };
+            publisher_keys.push(pb::PublisherKey {
+                publisher_domain: entry.publisher.clone(),
+                publisher_name: entry
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| entry.publisher.clone()),
+                public_key: entry.public_key.clone(),
+                keyid: keyid(&key),
+            });
+        }
+        Ok(Response::new(pb::GetKeysResponse {
+            publisher_keys,
+            log_verifier_key: self.log.verifier_key(),
+            log_origin: self.log.origin().to_string(),
+        }))
+    }
+
+    async fn get_checkpoint(
+        &self,
+        _request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
+        let (size, note) = logsvc::latest_checkpoint(&self.store)
+            .await
+            .map_err(|e| log_status(&e))?;
+        Ok(Response::new(pb::GetCheckpointResponse {
+            checkpoint: note,
+            tree_size: size,
+        }))
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<pb::GetInclusionProofRequest>,
+    ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
+        let req = request.into_inner();
+        let (latest, note) = logsvc::latest_checkpoint(&self.store)
+            .await
+            .map_err(|e| log_status(&e))?;
+        let size = if req.tree_size == 0 {
+            latest
+        } else {
+            req.tree_size
+        };
+        if size > latest {
+            return Err(invalid(
+                "tree_size",
+                format!("{size} is larger than the log ({latest})"),
+            ));
+        }
+        let index = match req.leaf {
+            Some(pb::get_inclusion_proof_request::Leaf::LogIndex(i)) => i,
+            Some(pb::get_inclusion_proof_request::Leaf::LeafHash(h)) => {
+                let hash: [u8; 32] = h
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| invalid("leaf_hash", "must be 32 bytes"))?;
+                self.store
+                    .index_by_leaf_hash(&hash)
+                    .await
+                    .map_err(store_status)?
+                    .ok_or_else(|| Status::not_found("no entry has that leaf hash"))?
+            }
+            None => return Err(invalid("leaf", "give log_index or leaf_hash")),
+        };
+        if index >= size {
+            return Err(invalid(
+                "log_index",
+                format!("{index} is not in a tree of size {size}"),
+            ));
+        }
+        let proof = logsvc::inclusion_proof(&self.store, index, size)
+            .await
+            .map_err(|e| log_status(&e))?;
+        Ok(Response::new(pb::GetInclusionProofResponse {
+            log_index: index,
+            tree_size: size,
+            hashes: proof.iter().map(|h| h.to_vec()).collect(),
+            checkpoint: if size == latest { note } else { String::new() },
+        }))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
+        let req = request.into_inner();
+        let (latest, note) = logsvc::latest_checkpoint(&self.store)
+            .await
+            .map_err(|e| log_status(&e))?;
+        let to = if req.to_size == 0 {
+            latest
+        } else {
+            req.to_size
+        };
+        if to > latest {
+            return Err(invalid(
+                "to_size",
+                format!("{to} is larger than the log ({latest})"),
+            ));
+        }
+        if req.from_size == 0 || req.from_size > to {
+            return Err(invalid("from_size", format!("must be between 1 and {to}")));
+        }
+        let proof = logsvc::consistency_proof(&self.store, req.from_size, to)
+            .await
+            .map_err(|e| log_status(&e))?;
+        Ok(Response::new(pb::GetConsistencyProofResponse {
+            from_size: req.from_size,
+            to_size: to,
+            hashes: proof.iter().map(|h| h.to_vec()).collect(),
+            checkpoint: if to == latest { note } else { String::new() },
+        }))
+    }
+
+    async fn get_entries(
+        &self,
+        request: Request<pb::GetEntriesRequest>,
+    ) -> Result<Response<pb::GetEntriesResponse>, Status> {
+        let req = request.into_inner();
+        let count = match req.count {
+            0 => 100,
+            n if n > 1000 => return Err(invalid("count", "at most 1000")),
+            n => u64::from(n),
+        };
+        let records = self
+            .store
+            .entries(req.start, count)
+            .await
+            .map_err(store_status)?;
+        Ok(Response::new(pb::GetEntriesResponse {
+            leaves: records
+                .into_iter()
+                .map(|r| pb::LogLeaf {
+                    log_index: r.index,
+                    leaf: r.leaf,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn revoke(
+        &self,
+        request: Request<pb::RevokeRequest>,
+    ) -> Result<Response<pb::RevokeResponse>, Status> {
+        let _token = self.authenticate(&request).await?;
+        Err(Status::unimplemented(
+            "Revoke is not implemented yet: retractions and key revocations are planned as logged entries; \
+             until then, revoke a key by setting revoked_since in the verifiers' trust stores",
+        ))
+    }
+}

@@ -1,0 +1,315 @@
+//! The transparency log as the service runs it: the sequencer that batches appends (group
+//! commit), the log key that signs checkpoints, and bundle assembly from stored entries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::core::bundle::{Bundle, InclusionProof, LogEntry};
+use crate::core::dsse::{encode_base64, Envelope};
+use crate::core::keys::SigningKey;
+use crate::core::manifest::Timestamp;
+use crate::core::merkle::{consistency_proof_plan, inclusion_proof_plan, Hash, NodeId};
+use crate::core::note::{sign_note, Checkpoint, NoteVerifier};
+use crate::storage::{Appended, EntryRecord, PendingEntry, Store, StoreError};
+
+/// The log's signing identity: its key and origin, shown everywhere as a C2SP verifier key.
+pub struct LogSigner {
+    key: SigningKey,
+    origin: String,
+    verifier: NoteVerifier,
+}
+
+/// Why the log could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A note or checkpoint could not be made (bad origin).
+    #[error("checkpoint: {0}")]
+    Note(String),
+    /// The sequencer is gone (the server is shutting down).
+    #[error("the log is shutting down")]
+    Closed,
+    /// A proof was asked for sizes or an index the log does not have.
+    #[error("{0}")]
+    OutOfRange(String),
+}
+
+impl LogSigner {
+    /// A signer for `origin` with `key`; the origin is also the note key name.
+    pub fn new(key: SigningKey, origin: &str) -> Result<Self, LogError> {
+        let verifier = NoteVerifier::from_key(origin, &key.verifying_key())
+            .map_err(|e| LogError::Note(e.to_string()))?;
+        Ok(LogSigner {
+            key,
+            origin: origin.to_string(),
+            verifier,
+        })
+    }
+
+    /// The C2SP verifier key text.
+    pub fn verifier_key(&self) -> String {
+        self.verifier.to_string()
+    }
+
+    /// The origin line.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Signs the checkpoint for a tree.
+    pub fn sign_checkpoint(&self, size: u64, root: Hash) -> Result<String, LogError> {
+        let text = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root_hash: root,
+            extensions: Vec::new(),
+        }
+        .to_note_text()
+        .map_err(|e| LogError::Note(e.to_string()))?;
+        sign_note(&text, &self.origin, self.key.inner()).map_err(|e| LogError::Note(e.to_string()))
+    }
+}
+
+/// What a caller gets back once its entry is durable and covered by a signed checkpoint.
+#[derive(Clone, Debug)]
+pub struct LoggedEntry {
+    /// Where it landed.
+    pub appended: Appended,
+    /// The bundle's log entry (proof and checkpoint).
+    pub log_entry: LogEntry,
+    /// The envelope as logged (for an idempotent repeat, the earlier one).
+    pub envelope: Envelope,
+}
+
+struct Job {
+    pending: PendingEntry,
+    reply: oneshot::Sender<Result<LoggedEntry, Arc<LogError>>>,
+}
+
+/// Group-commit settings.
+#[derive(Clone, Copy, Debug)]
+pub struct SequencerSettings {
+    /// The most entries in one batch.
+    pub max_batch: usize,
+    /// How long the first entry of a batch may wait for others (0: take what is queued).
+    pub max_wait: Duration,
+    /// How many submitted entries may wait; beyond it submitters wait (back-pressure).
+    pub queue: usize,
+}
+
+impl Default for SequencerSettings {
+    fn default() -> Self {
+        SequencerSettings {
+            max_batch: 256,
+            max_wait: Duration::ZERO,
+            queue: 4096,
+        }
+    }
+}
+
+/// The one writer of the log in this process.
+#[derive(Clone)]
+pub struct Sequencer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Sequencer {
+    /// Starts the sequencer task.
+    pub fn start<S: Store>(store: S, signer: Arc<LogSigner>, settings: SequencerSettings) -> Self {
+        let (tx, rx) = mpsc::channel(settings.queue.max(1));
+        tokio::spawn(run_sequencer(store, signer, settings, rx));
+        Sequencer { tx }
+    }
+
+    /// Appends an entry; returns once it is durable and a checkpoint covering it is signed.
+    pub async fn submit(&self, pending: PendingEntry) -> Result<LoggedEntry, Arc<LogError>> {
+        let (reply, wait) = oneshot::channel();
+        self.tx
+            .send(Job { pending, reply })
+            .await
+            .map_err(|_| Arc::new(LogError::Closed))?;
+        wait.await.map_err(|_| Arc::new(LogError::Closed))?
+    }
+}
+
+async fn run_sequencer<S: Store>(
+    store: S,
+    signer: Arc<LogSigner>,
+    settings: SequencerSettings,
+    mut rx: mpsc::Receiver<Job>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + settings.max_wait;
+        while batch.len() < settings.max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) if settings.max_wait.is_zero() => break,
+                Err(_) => match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(job)) => batch.push(job),
+                    _ => break,
+                },
+            }
+        }
+        let size = batch.len();
+        let (pending, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|j| (j.pending, j.reply)).unzip();
+        let envelopes: Vec<Envelope> = pending.iter().map(|p| p.envelope.clone()).collect();
+        match commit_batch(&store, &signer, pending).await {
+            Ok((results, tree_size, nodes, note)) => {
+                tracing::debug!(batch = size, tree_size, "batch appended");
+                crate::service::metrics::record_batch(size, tree_size);
+                for ((appended, reply), envelope) in results.into_iter().zip(replies).zip(envelopes)
+                {
+                    let answer =
+                        finish_entry(&store, appended, tree_size, &nodes, &note, envelope).await;
+                    let _ = reply.send(answer.map_err(Arc::new));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, batch = size, "batch append failed");
+                let e = Arc::new(e);
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+type Committed = (Vec<Appended>, u64, HashMap<NodeId, Hash>, String);
+
+async fn commit_batch<S: Store>(
+    store: &S,
+    signer: &LogSigner,
+    pending: Vec<PendingEntry>,
+) -> Result<Committed, LogError> {
+    let result = store.append(pending, Timestamp::now()).await?;
+    // The leaves are committed (durable) before the checkpoint that covers them is signed.
+    let note = signer.sign_checkpoint(result.tree_size, result.root)?;
+    store
+        .insert_checkpoint(result.tree_size, &result.root, &note)
+        .await?;
+    let nodes: HashMap<NodeId, Hash> = result.nodes.into_iter().collect();
+    Ok((result.entries, result.tree_size, nodes, note))
+}
+
+async fn finish_entry<S: Store>(
+    store: &S,
+    appended: Appended,
+    tree_size: u64,
+    nodes: &HashMap<NodeId, Hash>,
+    note: &str,
+    envelope: Envelope,
+) -> Result<LoggedEntry, LogError> {
+    let plan = inclusion_proof_plan(appended.index, tree_size).map_err(StoreError::from)?;
+    let known: Option<Vec<Hash>> = plan.ids().iter().map(|id| nodes.get(id).copied()).collect();
+    let hashes = match known {
+        Some(h) => h,
+        // An idempotent repeat of an old entry: its proof needs older nodes.
+        None => store.nodes(plan.ids()).await?,
+    };
+    let proof = plan.assemble(&hashes).map_err(StoreError::from)?;
+    let envelope = if appended.existing {
+        let record = store
+            .entry(appended.index)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("entry {} vanished", appended.index)))?;
+        envelope_of(&record)?
+    } else {
+        envelope
+    };
+    Ok(LoggedEntry {
+        log_entry: LogEntry {
+            log_index: appended.index,
+            integrated_time: appended.integrated_time.to_string(),
+            inclusion_proof: InclusionProof {
+                tree_size,
+                hashes: proof.iter().map(|h| encode_base64(h)).collect(),
+                checkpoint: note.to_string(),
+            },
+        },
+        appended,
+        envelope,
+    })
+}
+
+/// The envelope inside a stored leaf.
+pub fn envelope_of(record: &EntryRecord) -> Result<Envelope, StoreError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Leaf {
+        dsse_envelope: Envelope,
+    }
+    serde_json::from_slice::<Leaf>(&record.leaf)
+        .map(|l| l.dsse_envelope)
+        .map_err(|e| {
+            StoreError::Corrupt(format!("leaf {} is not a byline leaf: {e}", record.index))
+        })
+}
+
+/// The latest checkpoint as (size, note).
+pub async fn latest_checkpoint<S: Store>(store: &S) -> Result<(u64, String), LogError> {
+    store
+        .latest_checkpoint()
+        .await?
+        .ok_or_else(|| LogError::OutOfRange("the log has no checkpoint yet".into()))
+}
+
+/// An inclusion proof for `index` in the tree of `size` leaves, read from the store.
+pub async fn inclusion_proof<S: Store>(
+    store: &S,
+    index: u64,
+    size: u64,
+) -> Result<Vec<Hash>, LogError> {
+    let plan = inclusion_proof_plan(index, size).map_err(|e| {
+        LogError::OutOfRange(format!(
+            "no inclusion proof for index {index} in size {size}: {e}"
+        ))
+    })?;
+    let hashes = store.nodes(plan.ids()).await?;
+    Ok(plan.assemble(&hashes).map_err(StoreError::from)?)
+}
+
+/// A consistency proof between two sizes, read from the store.
+pub async fn consistency_proof<S: Store>(
+    store: &S,
+    from: u64,
+    to: u64,
+) -> Result<Vec<Hash>, LogError> {
+    if from == to {
+        return Ok(Vec::new());
+    }
+    let plan = consistency_proof_plan(from, to).map_err(|e| {
+        LogError::OutOfRange(format!("no consistency proof from {from} to {to}: {e}"))
+    })?;
+    let hashes = store.nodes(plan.ids()).await?;
+    Ok(plan.assemble(&hashes).map_err(StoreError::from)?)
+}
+
+/// A full bundle for a stored entry, proved against the latest checkpoint.
+pub async fn bundle_for_entry<S: Store>(
+    store: &S,
+    record: &EntryRecord,
+) -> Result<Bundle, LogError> {
+    let (size, note) = latest_checkpoint(store).await?;
+    let proof = inclusion_proof(store, record.index, size).await?;
+    Ok(Bundle {
+        media_type: crate::core::constants::BUNDLE_MEDIA_TYPE_V1.to_string(),
+        dsse_envelope: envelope_of(record)?,
+        log_entry: Some(LogEntry {
+            log_index: record.index,
+            integrated_time: record.integrated_time.to_string(),
+            inclusion_proof: InclusionProof {
+                tree_size: size,
+                hashes: proof.iter().map(|h| encode_base64(h)).collect(),
+                checkpoint: note,
+            },
+        }),
+    })
+}

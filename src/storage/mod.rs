@@ -1,0 +1,354 @@
+//! Storage: the `Store` trait and its backends (SQLite embedded, PostgreSQL shared).
+//!
+//! The log's append logic — which nodes a batch completes, what time it is given — is the pure
+//! [`plan_append`]; each backend only reads the log's state and writes the plan inside one
+//! transaction that it holds exclusively (SQLite's write lock, PostgreSQL's advisory lock), so
+//! that several service replicas can share one log with unique, gap-free indices.
+
+pub mod sqlite;
+
+use std::future::Future;
+
+use crate::core::manifest::Timestamp;
+use crate::core::merkle::leaf_hash;
+use crate::core::merkle::{CompactRange, Hash, MerkleError, NodeId};
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or answered with an error; the call may be retried.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The stored log is not what the code expects (a bug or tampering); never retried.
+    #[error("stored log is inconsistent: {0}")]
+    Corrupt(String),
+    /// The database URL is not one byline supports.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+impl From<MerkleError> for StoreError {
+    fn from(e: MerkleError) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+/// The identity of the log stored in a database, bound to its key (DESIGN.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogMeta {
+    /// The checkpoint origin line.
+    pub origin: String,
+    /// The log key as a C2SP note verifier key.
+    pub verifier_key: String,
+}
+
+/// An API token as stored: only the hash of its secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// The public part of the token, used to find it.
+    pub id: String,
+    /// The publisher it may sign for.
+    pub publisher: String,
+    /// SHA-256 of the secret part.
+    pub secret_sha256: [u8; 32],
+    /// Whether it may call administrative RPCs.
+    pub admin: bool,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// When it stops working, if ever.
+    pub expires_at: Option<Timestamp>,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+/// What a log entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// An authorship manifest.
+    Manifest,
+    /// A revocation (retraction or key revocation).
+    Revocation,
+}
+
+impl EntryKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Manifest => "manifest",
+            EntryKind::Revocation => "revocation",
+        }
+    }
+
+    fn parse(s: &str) -> EntryKind {
+        if s == "revocation" {
+            EntryKind::Revocation
+        } else {
+            EntryKind::Manifest
+        }
+    }
+}
+
+/// An entry waiting to be appended: the envelope (as JSON) and what it is indexed by.
+#[derive(Clone, Debug)]
+pub struct PendingEntry {
+    /// What it is.
+    pub kind: EntryKind,
+    /// The DSSE envelope, serialized as it goes into the leaf.
+    pub envelope: crate::core::dsse::Envelope,
+    /// The publisher whose key signed it.
+    pub publisher: String,
+    /// Its text digest (hex), for lookups.
+    pub text_sha256: Option<String>,
+    /// Its exact digest (hex), for lookups.
+    pub exact_sha256: Option<String>,
+    /// SHA-256 (hex) of the statement payload.
+    pub statement_sha256: String,
+    /// The caller's idempotency key, if any.
+    pub idempotency_key: Option<String>,
+}
+
+/// A stored log entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryRecord {
+    /// Its index.
+    pub index: u64,
+    /// The leaf bytes (JCS of envelope and time).
+    pub leaf: Vec<u8>,
+    /// The log's time for it.
+    pub integrated_time: Timestamp,
+    /// What it is.
+    pub kind: EntryKind,
+    /// The publisher.
+    pub publisher: String,
+}
+
+/// Where an appended entry landed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// Its index.
+    pub index: u64,
+    /// Its integrated time.
+    pub integrated_time: Timestamp,
+    /// Whether an earlier entry with the same idempotency key was returned instead.
+    pub existing: bool,
+}
+
+/// The result of one batch append.
+#[derive(Clone, Debug)]
+pub struct BatchResult {
+    /// One per pending entry, in order.
+    pub entries: Vec<Appended>,
+    /// The tree size after the batch.
+    pub tree_size: u64,
+    /// The root after the batch.
+    pub root: Hash,
+    /// The perfect nodes a proof for any entry of this batch needs: the frontier before the
+    /// batch and every node the batch completed (so proofs need no database reads).
+    pub nodes: Vec<(NodeId, Hash)>,
+}
+
+/// The log's state as a batch finds it.
+#[derive(Clone, Debug)]
+pub struct LogState {
+    /// The frontier of the tree.
+    pub range: CompactRange,
+    /// The last entry's time (never decreases).
+    pub last_time: Option<Timestamp>,
+}
+
+/// A row to insert for an entry.
+#[derive(Clone, Debug)]
+pub struct EntryRow {
+    /// Index.
+    pub index: u64,
+    /// Leaf bytes.
+    pub leaf: Vec<u8>,
+    /// RFC 6962 leaf hash.
+    pub leaf_hash: Hash,
+    /// Time.
+    pub integrated_time: Timestamp,
+    /// The pending entry it came from.
+    pub pending: PendingEntry,
+}
+
+/// What a batch will write: entries, the perfect nodes they complete, and the new tree.
+#[derive(Clone, Debug)]
+pub struct AppendPlan {
+    /// Entry rows.
+    pub rows: Vec<EntryRow>,
+    /// New perfect-subtree nodes.
+    pub nodes: Vec<(NodeId, Hash)>,
+    /// Tree size after.
+    pub tree_size: u64,
+    /// Root after.
+    pub root: Hash,
+    /// The frontier before the batch, with its ids.
+    pub frontier_before: Vec<(NodeId, Hash)>,
+}
+
+/// Plans a batch append: assigns indices and one `integratedTime` (the later of `now` and the
+/// last entry's time, so time never decreases with the index), builds the leaves, and lists the
+/// nodes to store.
+pub fn plan_append(state: LogState, pending: Vec<PendingEntry>, now: Timestamp) -> AppendPlan {
+    let time = match state.last_time {
+        Some(last) if last > now => last,
+        _ => now,
+    };
+    let time_text = time.to_string();
+    let mut range = state.range;
+    let frontier_before = CompactRange::frontier_ids(range.size())
+        .into_iter()
+        .zip(range.hashes().iter().copied())
+        .collect();
+    let mut rows = Vec::with_capacity(pending.len());
+    let mut nodes = Vec::with_capacity(pending.len() * 2);
+    for p in pending {
+        let leaf = crate::core::logproof::leaf_bytes(&p.envelope, &time_text);
+        let hash = leaf_hash(&leaf);
+        let index = range.size();
+        nodes.extend(range.append(hash));
+        rows.push(EntryRow {
+            index,
+            leaf,
+            leaf_hash: hash,
+            integrated_time: time,
+            pending: p,
+        });
+    }
+    AppendPlan {
+        rows,
+        nodes,
+        tree_size: range.size(),
+        root: range.root(),
+        frontier_before,
+    }
+}
+
+/// What every backend provides. Methods return `Send` futures so the server can run them on
+/// any task.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// Creates or upgrades the schema (idempotent).
+    fn migrate(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The log identity, if the log was created.
+    fn log_meta(&self) -> impl Future<Output = Result<Option<LogMeta>, StoreError>> + Send;
+    /// Records the log identity; fails if one exists already.
+    fn init_log_meta(&self, meta: &LogMeta) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Adds or renames a publisher.
+    fn upsert_publisher(
+        &self,
+        domain: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// All publishers, as (domain, name).
+    fn publishers(&self) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
+    /// Stores a new token.
+    fn insert_token(
+        &self,
+        token: &TokenRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Finds a token by id.
+    fn token(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
+    /// Every token.
+    fn tokens(&self) -> impl Future<Output = Result<Vec<TokenRecord>, StoreError>> + Send;
+    /// Revokes a token; returns whether it existed.
+    fn revoke_token(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Appends a batch durably (one transaction, committed before this returns).
+    fn append(
+        &self,
+        pending: Vec<PendingEntry>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<BatchResult, StoreError>> + Send;
+    /// Records a signed checkpoint.
+    fn insert_checkpoint(
+        &self,
+        size: u64,
+        root: &Hash,
+        note: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The largest stored checkpoint, as (size, note).
+    fn latest_checkpoint(
+        &self,
+    ) -> impl Future<Output = Result<Option<(u64, String)>, StoreError>> + Send;
+    /// The current log state (size, frontier, last time), for start-up checks.
+    fn log_state(&self) -> impl Future<Output = Result<LogState, StoreError>> + Send;
+    /// Hashes of perfect-subtree nodes, in the order asked.
+    fn nodes(&self, ids: &[NodeId]) -> impl Future<Output = Result<Vec<Hash>, StoreError>> + Send;
+    /// One entry.
+    fn entry(
+        &self,
+        index: u64,
+    ) -> impl Future<Output = Result<Option<EntryRecord>, StoreError>> + Send;
+    /// The index of the entry with this leaf hash.
+    fn index_by_leaf_hash(
+        &self,
+        hash: &Hash,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+    /// A range of entries.
+    fn entries(
+        &self,
+        start: u64,
+        count: u64,
+    ) -> impl Future<Output = Result<Vec<EntryRecord>, StoreError>> + Send;
+    /// Entries bound to a text digest (hex), oldest first.
+    fn lookup_text(
+        &self,
+        sha256: &str,
+    ) -> impl Future<Output = Result<Vec<EntryRecord>, StoreError>> + Send;
+    /// Entries bound to an exact digest (hex), oldest first.
+    fn lookup_exact(
+        &self,
+        sha256: &str,
+    ) -> impl Future<Output = Result<Vec<EntryRecord>, StoreError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::dsse::Envelope;
+
+    fn pending(n: u8) -> PendingEntry {
+        PendingEntry {
+            kind: EntryKind::Manifest,
+            envelope: Envelope {
+                payload_type: "t".into(),
+                payload: format!("p{n}"),
+                signatures: vec![],
+            },
+            publisher: "news.example".into(),
+            text_sha256: None,
+            exact_sha256: None,
+            statement_sha256: String::new(),
+            idempotency_key: None,
+        }
+    }
+
+    #[test]
+    fn time_never_decreases_and_indices_follow_the_tree() {
+        let later: Timestamp = "2026-11-28T18:00:00Z".parse().unwrap();
+        let earlier: Timestamp = "2026-11-28T17:00:00Z".parse().unwrap();
+        let state = LogState {
+            range: CompactRange::new(),
+            last_time: Some(later),
+        };
+        let plan = plan_append(state, vec![pending(1), pending(2), pending(3)], earlier);
+        assert_eq!(plan.tree_size, 3);
+        assert!(plan.rows.iter().all(|r| r.integrated_time == later));
+        assert_eq!(
+            plan.rows.iter().map(|r| r.index).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        let hashes: Vec<Hash> = plan.rows.iter().map(|r| r.leaf_hash).collect();
+        assert_eq!(
+            plan.root,
+            crate::core::merkle::root_from_leaf_hashes(&hashes)
+        );
+    }
+}

@@ -1,0 +1,404 @@
+//! The embedded SQLite backend: one file under `data/`, WAL with `synchronous=FULL`, so that an
+//! append is on disk when its transaction commits.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::core::manifest::Timestamp;
+use crate::core::merkle::{CompactRange, Hash, NodeId};
+use crate::storage::{
+    plan_append, Appended, BatchResult, EntryKind, EntryRecord, LogMeta, LogState, PendingEntry,
+    Store, StoreError, TokenRecord,
+};
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS log_meta (id INTEGER PRIMARY KEY CHECK (id = 1), origin TEXT NOT NULL, verifier_key TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS publishers (domain TEXT PRIMARY KEY, name TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, publisher TEXT NOT NULL, secret_sha256 BLOB NOT NULL, admin INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER, revoked INTEGER NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, leaf BLOB NOT NULL, leaf_hash BLOB NOT NULL, integrated_time INTEGER NOT NULL, kind TEXT NOT NULL, publisher TEXT NOT NULL, text_sha256 TEXT, exact_sha256 TEXT, statement_sha256 TEXT NOT NULL, idempotency_key TEXT)",
+    "CREATE INDEX IF NOT EXISTS entries_text ON entries(text_sha256)",
+    "CREATE INDEX IF NOT EXISTS entries_exact ON entries(exact_sha256)",
+    "CREATE INDEX IF NOT EXISTS entries_leaf_hash ON entries(leaf_hash)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS entries_idempotency ON entries(publisher, idempotency_key) WHERE idempotency_key IS NOT NULL",
+    "CREATE TABLE IF NOT EXISTS tree_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL)",
+];
+
+/// The SQLite store.
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH`), creating the parent
+    /// directory of the file.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| StoreError::UnsupportedUrl(url.to_string()))?;
+        let path = path.split('?').next().unwrap_or(path);
+        if path != ":memory:" {
+            if let Some(dir) = Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+        }
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+fn ts(secs: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_unix(secs).ok_or_else(|| StoreError::Corrupt(format!("bad time {secs}")))
+}
+
+fn hash_of(bytes: Vec<u8>) -> Result<Hash, StoreError> {
+    Hash::try_from(bytes.as_slice())
+        .map_err(|_| StoreError::Corrupt("a stored hash is not 32 bytes".into()))
+}
+
+fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<EntryRecord, StoreError> {
+    Ok(EntryRecord {
+        index: row.try_get::<i64, _>("idx")? as u64,
+        leaf: row.try_get("leaf")?,
+        integrated_time: ts(row.try_get("integrated_time")?)?,
+        kind: EntryKind::parse(&row.try_get::<String, _>("kind")?),
+        publisher: row.try_get("publisher")?,
+    })
+}
+
+fn token_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<TokenRecord, StoreError> {
+    let secret: Vec<u8> = row.try_get("secret_sha256")?;
+    Ok(TokenRecord {
+        id: row.try_get("id")?,
+        publisher: row.try_get("publisher")?,
+        secret_sha256: hash_of(secret)?,
+        admin: row.try_get::<i64, _>("admin")? != 0,
+        created_at: ts(row.try_get("created_at")?)?,
+        expires_at: row
+            .try_get::<Option<i64>, _>("expires_at")?
+            .map(ts)
+            .transpose()?,
+        revoked: row.try_get::<i64, _>("revoked")? != 0,
+    })
+}
+
+async fn read_state(conn: &mut sqlx::SqliteConnection) -> Result<LogState, StoreError> {
+    let row = sqlx::query(
+        "SELECT COALESCE(MAX(idx) + 1, 0) AS size, MAX(integrated_time) AS last FROM entries",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let size = row.try_get::<i64, _>("size")? as u64;
+    let last = row.try_get::<Option<i64>, _>("last")?.map(ts).transpose()?;
+    let ids = CompactRange::frontier_ids(size);
+    let mut hashes = Vec::with_capacity(ids.len());
+    for id in ids {
+        let hash: Vec<u8> =
+            sqlx::query_scalar("SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?")
+                .bind(i64::from(id.level))
+                .bind(id.index as i64)
+                .fetch_optional(&mut *conn)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("tree node {id:?} is missing")))?;
+        hashes.push(hash_of(hash)?);
+    }
+    Ok(LogState {
+        range: CompactRange::from_parts(size, hashes)?,
+        last_time: last,
+    })
+}
+
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        for stmt in SCHEMA {
+            sqlx::query(stmt).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    async fn log_meta(&self) -> Result<Option<LogMeta>, StoreError> {
+        let row = sqlx::query("SELECT origin, verifier_key FROM log_meta WHERE id = 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(LogMeta {
+                origin: r.try_get("origin")?,
+                verifier_key: r.try_get("verifier_key")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn init_log_meta(&self, meta: &LogMeta) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO log_meta (id, origin, verifier_key) VALUES (1, ?, ?)")
+            .bind(&meta.origin)
+            .bind(&meta.verifier_key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn upsert_publisher(&self, domain: &str, name: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO publishers (domain, name) VALUES (?, ?) ON CONFLICT(domain) DO UPDATE SET name = excluded.name")
+            .bind(domain)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn publishers(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query("SELECT domain, name FROM publishers ORDER BY domain")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("domain")?, r.try_get("name")?)))
+            .collect()
+    }
+
+    async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO tokens (id, publisher, secret_sha256, admin, created_at, expires_at, revoked) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .bind(&t.id)
+            .bind(&t.publisher)
+            .bind(t.secret_sha256.to_vec())
+            .bind(i64::from(t.admin))
+            .bind(t.created_at.unix())
+            .bind(t.expires_at.map(|e| e.unix()))
+            .bind(i64::from(t.revoked))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let row = sqlx::query("SELECT * FROM tokens WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM tokens ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE tokens SET revoked = 1 WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn append(
+        &self,
+        pending: Vec<PendingEntry>,
+        now: Timestamp,
+    ) -> Result<BatchResult, StoreError> {
+        // BEGIN IMMEDIATE takes the write lock up front: the state read and the writes are one
+        // atomic step even if another process shares the file.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut results: Vec<Option<Appended>> = vec![None; pending.len()];
+        let mut fresh = Vec::with_capacity(pending.len());
+        let mut fresh_slots = Vec::with_capacity(pending.len());
+        for (slot, p) in pending.into_iter().enumerate() {
+            if let Some(key) = &p.idempotency_key {
+                let existing = sqlx::query("SELECT idx, integrated_time FROM entries WHERE publisher = ? AND idempotency_key = ?")
+                    .bind(&p.publisher)
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if let Some(row) = existing {
+                    results[slot] = Some(Appended {
+                        index: row.try_get::<i64, _>("idx")? as u64,
+                        integrated_time: ts(row.try_get("integrated_time")?)?,
+                        existing: true,
+                    });
+                    continue;
+                }
+                // A repeat within the same batch maps to the first occurrence.
+                if let Some(first) = fresh.iter().position(|f: &PendingEntry| {
+                    f.publisher == p.publisher && f.idempotency_key.as_deref() == Some(key.as_str())
+                }) {
+                    fresh_slots.push((slot, Some(first)));
+                    continue;
+                }
+            }
+            fresh_slots.push((slot, None));
+            fresh.push(p);
+        }
+        let state = read_state(&mut tx).await?;
+        let plan = plan_append(state, fresh, now);
+        for row in &plan.rows {
+            let p = &row.pending;
+            sqlx::query("INSERT INTO entries (idx, leaf, leaf_hash, integrated_time, kind, publisher, text_sha256, exact_sha256, statement_sha256, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                .bind(row.index as i64)
+                .bind(&row.leaf)
+                .bind(row.leaf_hash.to_vec())
+                .bind(row.integrated_time.unix())
+                .bind(p.kind.as_str())
+                .bind(&p.publisher)
+                .bind(&p.text_sha256)
+                .bind(&p.exact_sha256)
+                .bind(&p.statement_sha256)
+                .bind(&p.idempotency_key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (id, hash) in &plan.nodes {
+            sqlx::query("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)")
+                .bind(i64::from(id.level))
+                .bind(id.index as i64)
+                .bind(hash.to_vec())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        let mut fresh_index = 0usize;
+        for (slot, dup_of) in fresh_slots {
+            let appended = match dup_of {
+                Some(first) => {
+                    let r = &plan.rows[first];
+                    Appended {
+                        index: r.index,
+                        integrated_time: r.integrated_time,
+                        existing: true,
+                    }
+                }
+                None => {
+                    let r = &plan.rows[fresh_index];
+                    fresh_index += 1;
+                    Appended {
+                        index: r.index,
+                        integrated_time: r.integrated_time,
+                        existing: false,
+                    }
+                }
+            };
+            results[slot] = Some(appended);
+        }
+        let entries = results
+            .into_iter()
+            .map(|r| r.ok_or_else(|| StoreError::Corrupt("batch slot left unfilled".into())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut nodes = plan.frontier_before;
+        nodes.extend(plan.nodes);
+        Ok(BatchResult {
+            entries,
+            tree_size: plan.tree_size,
+            root: plan.root,
+            nodes,
+        })
+    }
+
+    async fn insert_checkpoint(
+        &self,
+        size: u64,
+        root: &Hash,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO checkpoints (size, root, note) VALUES (?, ?, ?) ON CONFLICT(size) DO NOTHING")
+            .bind(size as i64)
+            .bind(root.to_vec())
+            .bind(note)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        let row = sqlx::query("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get::<i64, _>("size")? as u64, r.try_get("note")?)))
+            .transpose()
+    }
+
+    async fn log_state(&self) -> Result<LogState, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        read_state(&mut conn).await
+    }
+
+    async fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let hash: Vec<u8> =
+                sqlx::query_scalar("SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?")
+                    .bind(i64::from(id.level))
+                    .bind(id.index as i64)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("tree node {id:?} is missing")))?;
+            out.push(hash_of(hash)?);
+        }
+        Ok(out)
+    }
+
+    async fn entry(&self, index: u64) -> Result<Option<EntryRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE idx = ?",
+        )
+        .bind(index as i64)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(entry_from_row).transpose()
+    }
+
+    async fn index_by_leaf_hash(&self, hash: &Hash) -> Result<Option<u64>, StoreError> {
+        let idx: Option<i64> =
+            sqlx::query_scalar("SELECT idx FROM entries WHERE leaf_hash = ? ORDER BY idx LIMIT 1")
+                .bind(hash.to_vec())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(idx.map(|i| i as u64))
+    }
+
+    async fn entries(&self, start: u64, count: u64) -> Result<Vec<EntryRecord>, StoreError> {
+        let rows = sqlx::query("SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE idx >= ? ORDER BY idx LIMIT ?")
+            .bind(start as i64)
+            .bind(count as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn lookup_text(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
+        let rows = sqlx::query("SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE text_sha256 = ? ORDER BY idx LIMIT 100")
+            .bind(sha256)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn lookup_exact(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
+        let rows = sqlx::query("SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE exact_sha256 = ? ORDER BY idx LIMIT 100")
+            .bind(sha256)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+}

@@ -96,9 +96,10 @@ fn json_test_suite_parsing() {
 #[test]
 fn json_test_suite_implementation_defined_cases_are_refused() {
     // The `i_` documents leave the choice to the parser. byline's reader needs one meaning
-    // for every document, so each of these is refused, for the reason given: numbers outside
-    // I-JSON, text that is not UTF-8 (or escapes of lone surrogates), a BOM, nesting deeper than
-    // strict_json::MAX_DEPTH. Pinned so a change of behaviour is seen.
+    // for every document, so it refuses them (numbers outside I-JSON, text that is not UTF-8
+    // or escapes a lone surrogate, a UTF-16 or UTF-8 BOM, nesting deeper than
+    // strict_json::MAX_DEPTH), except the two floats that underflow to 0.0 and the three
+    // integers beyond 64 bits (a bug, see below). Pinned so a change of behaviour is seen.
     let outcomes = run_suite();
     let i: Vec<_> = outcomes
         .iter()
@@ -111,10 +112,13 @@ fn json_test_suite_implementation_defined_cases_are_refused() {
         .filter(|o| !BIG_INTEGER_FILES.contains(&o.name.as_str()))
         .map(|o| o.name.as_str())
         .collect();
-    // A float so small that it underflows to 0.0 is a finite number, so it is accepted.
+    // A float so small that it underflows to 0.0 is a finite number.
     assert_eq!(
         accepted,
-        vec!["i_number_double_huge_neg_exp.json", "i_number_real_underflow.json"]
+        vec![
+            "i_number_double_huge_neg_exp.json",
+            "i_number_real_underflow.json"
+        ]
     );
     let deep = i
         .iter()
@@ -145,7 +149,11 @@ fn integers_beyond_64_bits_are_outside_i_json() {
     assert!(check("9007199254740992").is_err());
     assert!(check("18446744073709551615").is_err());
     // ... and so must be every larger integer, however serde_json happens to represent it.
-    for doc in ["100000000000000000000", "-123123123123123123123123123123", "[18446744073709551616]"] {
+    for doc in [
+        "100000000000000000000",
+        "-123123123123123123123123123123",
+        "[18446744073709551616]",
+    ] {
         assert!(check(doc).is_err(), "accepted {doc}");
     }
     let outcomes = run_suite();

@@ -57,6 +57,11 @@ pub fn sidecar_path(article: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The article's embedded bundle block is malformed; verification reports it as such.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed bundle: {0}")]
+pub struct MalformedEmbedded(pub String);
+
 /// Where a bundle for an article was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BundleSource {
@@ -92,11 +97,11 @@ pub fn find_bundle(
             BundleSource::File(path.to_path_buf()),
         )));
     }
-    // A malformed embedded block is reported by verification as a malformed bundle.
+    // A malformed embedded block is a malformed manifest (exit 1), not a usage error.
     match strip_embedded(article, media_type) {
         Ok((_, Some(json))) => return Ok(Some((json, BundleSource::Embedded))),
         Ok((_, None)) => {}
-        Err(e) => return Ok(Some((e.to_string().into_bytes(), BundleSource::Embedded))),
+        Err(e) => return Err(MalformedEmbedded(e.to_string()).into()),
     }
     let sidecar = sidecar_path(article_path);
     if sidecar.exists() {

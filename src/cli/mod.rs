@@ -320,6 +320,21 @@ fn sign(a: SignArgs) -> Result<u8> {
                 .as_ref()
                 .is_none_or(|p| *p == k.entry.publisher)
     });
+    if let Some(p) = &a.authorship.publisher {
+        let others: Vec<&str> = trusted
+            .iter()
+            .filter(|k| k.key == vk && k.entry.publisher != *p)
+            .map(|k| k.entry.publisher.as_str())
+            .collect();
+        if entry.is_none() && !others.is_empty() {
+            bail!(
+                "the key {} is trusted for {} in {}, not for {p}; verifiers would reject the manifest",
+                key_path.display(),
+                others.join(", "),
+                a.trust.display()
+            );
+        }
+    }
     let domain = match (&a.authorship.publisher, entry) {
         (Some(p), _) => p.clone(),
         (None, Some(e)) => e.entry.publisher.clone(),
@@ -485,8 +500,29 @@ fn verify(a: VerifyArgs) -> Result<u8> {
         publisher: a.publisher.clone(),
         ..VerifyOptions::default()
     };
-    let mut found =
-        find_bundle(&a.article, &bytes, media, a.bundle.as_deref())?.map(|(b, _)| vec![b]);
+    let mut found = match find_bundle(&a.article, &bytes, media, a.bundle.as_deref()) {
+        Ok(found) => found.map(|(b, _)| vec![b]),
+        Err(e) => match e.downcast::<files::MalformedEmbedded>() {
+            Ok(malformed) => {
+                let verdict = crate::core::verify::Verdict {
+                    failure: Some(crate::core::verify::Failure::MalformedBundle(
+                        malformed.to_string(),
+                    )),
+                    ..Default::default()
+                };
+                if a.json {
+                    println!("{}", render::verdict_json(&verdict, &name));
+                } else {
+                    print!(
+                        "{}",
+                        render::verdict_text(&verdict, &name, render::use_colour())
+                    );
+                }
+                return Ok(EXIT_NOT_VERIFIED);
+            }
+            Err(e) => return Err(e),
+        },
+    };
     if found.is_none() {
         if let Some(server) = &a.server {
             let prepared = prepare_article(

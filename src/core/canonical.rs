@@ -457,11 +457,16 @@ const RAW_TEXT_ELEMENTS: &[&str] = &[
     "script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes",
 ];
 
-/// A cheap, linear over-estimate of element nesting, so that a hostile page is refused before
-/// the (quadratic in depth) tree construction runs.
-fn estimated_depth(html: &str) -> usize {
+/// An estimate of element nesting, so that a hostile page is refused before the (quadratic in
+/// depth) tree construction runs. It keeps a simplified stack of open elements: every start tag
+/// of a counted element opens one (`<div/>` too, as HTML ignores the slash on such elements),
+/// an end tag closes up to its matching open element and is ignored when none is open, and
+/// raw-text elements are skipped whole. It stops counting once past `limit`.
+fn estimated_depth(html: &str, limit: usize) -> usize {
     let b = html.as_bytes();
-    let (mut i, mut depth, mut max) = (0usize, 0usize, 0usize);
+    let mut i = 0usize;
+    let mut stack: Vec<String> = Vec::new();
+    let mut max = 0usize;
     while let Some(offset) = b[i..].iter().position(|&c| c == b'<') {
         i += offset + 1;
         if b[i..].starts_with(b"!--") {
@@ -479,19 +484,23 @@ fn estimated_depth(html: &str) -> usize {
         }
         let name = html[name_start..name_start + name_len].to_ascii_lowercase();
         let gt = find_from(b, name_start + name_len, b">").unwrap_or(b.len());
-        let self_closing = gt > 0 && b.get(gt - 1) == Some(&b'/');
         i = gt.min(b.len());
         if UNCOUNTED_ELEMENTS.contains(&name.as_str()) {
             continue;
         }
         if closing {
-            depth = depth.saturating_sub(1);
+            if let Some(pos) = stack.iter().rposition(|open| *open == name) {
+                stack.truncate(pos);
+            }
         } else if RAW_TEXT_ELEMENTS.contains(&name.as_str()) {
             let end_tag = format!("</{name}");
-            i = find_from_ci(b, i, end_tag.as_bytes()).unwrap_or(b.len());
-        } else if !self_closing {
-            depth += 1;
-            max = max.max(depth);
+            i = find_from_ci(b, i, end_tag.as_bytes()).map_or(b.len(), |p| p + end_tag.len());
+        } else {
+            stack.push(name);
+            max = max.max(stack.len());
+            if max > limit {
+                return max;
+            }
         }
     }
     max
@@ -513,7 +522,7 @@ fn find_from_ci(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
 
 /// Steps 2–5 for HTML: parse, choose the root, walk its visible text.
 fn html_text(html: &str) -> Result<Canonical, CanonicalError> {
-    if estimated_depth(html) > MAX_HTML_DEPTH {
+    if estimated_depth(html, MAX_HTML_DEPTH) > MAX_HTML_DEPTH {
         return Err(CanonicalError::TooDeep {
             limit: MAX_HTML_DEPTH,
         });
@@ -522,10 +531,30 @@ fn html_text(html: &str) -> Result<Canonical, CanonicalError> {
     let root = article_root(&dom.document)?;
     let displayed = displayed_byline(&dom.document);
     let mut sink = ParagraphSink::default();
-    if let Some(root) = root {
+    if let Some(root) = root.filter(|r| !inside_skipped(r)) {
         walk_visible_text(&root, &mut sink);
     }
     Ok(sink.finish(displayed))
+}
+
+/// Whether an element sits inside a skipped element (a hidden ancestor hides the root too).
+fn inside_skipped(node: &Handle) -> bool {
+    let mut current = parent_of(node);
+    while let Some(parent) = current {
+        let name = element_name(&parent).unwrap_or("");
+        if SKIPPED_ELEMENTS.contains(&name) || has_attribute(&parent, "hidden") {
+            return true;
+        }
+        current = parent_of(&parent);
+    }
+    false
+}
+
+fn parent_of(node: &Handle) -> Option<Handle> {
+    let weak = node.parent.take();
+    let parent = weak.as_ref().and_then(|w| w.upgrade());
+    node.parent.set(weak);
+    parent
 }
 
 enum Step {
@@ -581,6 +610,14 @@ fn walk_visible_text(root: &Handle, sink: &mut ParagraphSink) {
     }
 }
 
+/// Folds a string the way a paragraph is folded (NFC, white space runs to one space, trimmed),
+/// so that a signed byline and a displayed one compare as a reader sees them.
+pub fn fold_like_paragraph(text: &str) -> String {
+    let mut sink = ParagraphSink::default();
+    sink.push_str(text);
+    sink.finish(None).text.replace('\n', " ")
+}
+
 /// The visible text of the first element marked `data-byline`, folded like a paragraph.
 fn displayed_byline(document: &Handle) -> Option<String> {
     let element = elements_in_order(document)
@@ -604,6 +641,7 @@ pub enum InvisibleKind {
 
 /// One invisible character in the canonical text, located so a reader can find it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct InvisibleChar {
     /// The code point, as `U+XXXX`.
     pub code_point: String,
@@ -706,6 +744,8 @@ mod tests {
     fn hidden_and_skipped_elements_are_not_text() {
         let page = "<body><p>a<span hidden>secret</span>b</p><script>x()</script><noscript>n</noscript><template>t</template></body>";
         assert_eq!(canon(page, MediaType::Html), "ab");
+        let hidden_root = "<body><p>shown</p><div hidden><article>not shown</article></div></body>";
+        assert_eq!(canon(hidden_root, MediaType::Html), "");
     }
 
     #[test]
@@ -742,6 +782,24 @@ mod tests {
         );
         let page = "<script>".to_string() + &"<div>".repeat(5000) + "</script><p>ok";
         assert_eq!(canon(&page, MediaType::Html), "ok");
+        // Self-closing syntax and stray end tags do not hide nesting.
+        for page in [
+            "<div/>".repeat(5000),
+            "<b></i>".repeat(5000),
+            "<div></script>".repeat(5000),
+        ] {
+            assert_eq!(
+                canonicalize(page.as_bytes(), MediaType::Html).unwrap_err(),
+                CanonicalError::TooDeep {
+                    limit: MAX_HTML_DEPTH
+                },
+                "{}",
+                &page[..20]
+            );
+        }
+        // Many siblings are not nesting.
+        let page = "<div>x</div>".repeat(20_000);
+        assert!(canonicalize(page.as_bytes(), MediaType::Html).is_ok());
     }
 
     #[test]

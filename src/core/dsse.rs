@@ -171,6 +171,12 @@ pub fn verify_envelope<'k, K>(
             .and_then(|bytes| <[u8; 64]>::try_from(bytes.as_slice()).ok())
             .map(|bytes| Signature::from_bytes(&bytes))
         else {
+            // An undecodable signature that names a trusted key is that key's failed signature.
+            if let Some(named) = &signature.keyid {
+                if candidates.iter().any(|c| keyid(key_of(c)) == *named) {
+                    failed_trusted_keyid = Some(named.clone());
+                }
+            }
             continue;
         };
         for candidate in candidates {

@@ -33,6 +33,9 @@ pub enum EmbedError {
         /// What was expected.
         missing: &'static str,
     },
+    /// Front matter with lone CR line ends, where the block's line could not be told apart.
+    #[error("the article's front matter uses lone CR line ends; convert it to LF or CRLF before embedding")]
+    LoneCarriageReturn,
     /// Empty front matter would make the block's removal ambiguous.
     #[error(
         "the article starts with empty front matter; remove it or add a field before embedding"
@@ -95,6 +98,9 @@ pub fn embed(
             match front_matter_len(&text) {
                 Some(_) => {
                     let first = first_line_len(article);
+                    if &article[..first] != b"---\n" && &article[..first] != b"---\r\n" {
+                        return Err(EmbedError::LoneCarriageReturn);
+                    }
                     let rest = &article[first..];
                     let closes_at_once = rest.starts_with(b"---\n")
                         || rest.starts_with(b"---\r\n")
@@ -243,6 +249,10 @@ mod tests {
         assert_eq!(
             embed(b"---\n---\nx", MediaType::Markdown, &bundle()).unwrap_err(),
             EmbedError::EmptyFrontMatter
+        );
+        assert_eq!(
+            embed(b"---\rtitle: x\r---\rBody", MediaType::Markdown, &bundle()).unwrap_err(),
+            EmbedError::LoneCarriageReturn
         );
     }
 

@@ -430,6 +430,7 @@ impl AuthorshipStatement {
             ));
         }
         let subject = &self.subject[0];
+        check_text("subject.name", &subject.name, true)?;
         match subject.digest.get("sha256") {
             Some(d) if *d == self.predicate.digests.text.to_hex() => {}
             Some(_) => {

@@ -5,7 +5,9 @@
 //! checked first, then exactly the verified payload is parsed.
 
 use crate::core::bundle::Bundle;
-use crate::core::canonical::{invisible_characters, InvisibleChar, InvisibleKind, MediaType};
+use crate::core::canonical::{
+    fold_like_paragraph, invisible_characters, InvisibleChar, InvisibleKind, MediaType,
+};
 use crate::core::constants::PAYLOAD_TYPE_IN_TOTO;
 use crate::core::digest::Sha256Digest;
 use crate::core::dsse::{verify_envelope, DsseError};
@@ -297,7 +299,7 @@ pub fn verify_bundle(
             return verdict.fail(Failure::SignatureInvalid(e.to_string()))
         }
     };
-    let signer = verified.signer.clone();
+    let mut signer = verified.signer.clone();
     verdict.signer = Some(signer.clone());
     if envelope.payload_type != PAYLOAD_TYPE_IN_TOTO {
         return verdict.fail(Failure::UnsupportedPayloadType {
@@ -310,6 +312,15 @@ pub fn verify_bundle(
     };
     verdict.statement = Some(statement.clone());
     let predicate = &statement.predicate;
+    // One key may be trusted for several publishers: take the entry for the one the statement
+    // names, if there is such an entry for this key.
+    if let Some(better) = candidates
+        .iter()
+        .find(|k| k.key == signer.key && k.entry.publisher == predicate.publisher.domain)
+    {
+        signer = better.clone();
+        verdict.signer = Some(signer.clone());
+    }
     if predicate.publisher.domain != signer.entry.publisher {
         return verdict.fail(Failure::PublisherMismatch {
             statement: predicate.publisher.domain.clone(),
@@ -358,9 +369,15 @@ pub fn verify_bundle(
             .push(format!("signedAt {} is in the future", predicate.signed_at));
     }
     if let Some(max_age) = options.max_age_secs {
-        if now.unix() - judged_at.unix() > max_age {
+        // Offline bundles have no log time, so their age is the signer's claimed time.
+        let signed = if bundle.log_entry.is_some() {
+            judged_at
+        } else {
+            predicate.signed_at
+        };
+        if now.unix() - signed.unix() > max_age {
             return verdict.fail(Failure::TooOld {
-                signed: judged_at,
+                signed,
                 max_age_secs: max_age,
             });
         }
@@ -416,7 +433,7 @@ pub fn verify_bundle(
     }
     if options.check_displayed_byline {
         match &prepared.canonical.displayed_byline {
-            Some(shown) if *shown != predicate.byline => {
+            Some(shown) if *shown != fold_like_paragraph(&predicate.byline) => {
                 return verdict.fail(Failure::DisplayedBylineMismatch {
                     displayed: shown.clone(),
                     signed: predicate.byline.clone(),

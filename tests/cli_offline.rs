@@ -714,7 +714,8 @@ fn base64_encode(b: &[u8]) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Bugs found while writing these tests (ignored until src/ is fixed)
+// Trust entries that share a key, and bugs found while writing these tests (the ignored tests
+// fail until src/ is fixed)
 // ---------------------------------------------------------------------------------------------
 
 /// Appends a trust entry by hand for news.example's key.
@@ -734,8 +735,6 @@ fn append_trust_entry(s: &Scratch, publisher: &str, extra: &str) {
 }
 
 #[test]
-#[ignore = "bug: verify_envelope returns the first trust entry whose key verifies, so a key \
-            trusted for two publishers is judged against the first one (publisher mismatch)"]
 fn key_trusted_for_two_publishers_verifies_for_the_second() {
     let s = Scratch::new();
     s.keygen("news.example", "keys");
@@ -753,11 +752,15 @@ fn key_trusted_for_two_publishers_verifies_for_the_second() {
     verify(&s, "article.md", &[])
         .expect_code(0)
         .stdout_has("  publisher   other.example (other.example)");
+    // And for the first publisher as before.
+    s.write("first.md", FERRY_MD);
+    s.sign_ai("first.md", "keys/news.example.key", "keys/trust.toml", &[]);
+    verify(&s, "first.md", &[])
+        .expect_code(0)
+        .stdout_has("  publisher   news.example (news.example)");
 }
 
 #[test]
-#[ignore = "bug: verify_envelope returns the first trust entry whose key verifies, so an \
-            expired entry shadows a later entry that trusts the same key now"]
 fn renewed_trust_entry_for_the_same_key_is_used() {
     let s = Scratch::new();
     s.keygen("news.example", "keys");
@@ -781,8 +784,6 @@ fn renewed_trust_entry_for_the_same_key_is_used() {
 }
 
 #[test]
-#[ignore = "bug: `byline sign` exits 1 (\"not verified\") when an article cannot be read; \
-            the exit-code contract says 2 for usage or I/O errors"]
 fn sign_of_a_missing_article_is_an_io_error() {
     let s = Scratch::new();
     s.keygen("news.example", "keys");
@@ -799,4 +800,41 @@ fn sign_of_a_missing_article_is_an_io_error() {
         "keys/trust.toml",
     ]);
     run.stderr_has("cannot read missing.md").expect_code(2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// More of what a reader is told
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn page_showing_another_byline_than_the_signed_one_fails() {
+    let s = Scratch::signed_markdown();
+    // Same text, but the page tells readers a person wrote it.
+    let page = ferry_html().replace("By&nbsp;AI</p>", "By Jane Doe</p>");
+    assert_ne!(page, ferry_html());
+    s.write("page.html", page);
+    verify(&s, "page.html", &["--bundle", "article.md.byline.json"])
+        .expect_code(1)
+        .stdout_has(
+            "NOT VERIFIED page.html: displayed byline \"By Jane Doe\" does not match the signed byline \"By AI\"",
+        );
+}
+
+#[test]
+fn require_binding_exact_refuses_a_re_rendered_page() {
+    let s = Scratch::signed_markdown();
+    s.write("page.html", ferry_html());
+    verify(
+        &s,
+        "page.html",
+        &[
+            "--bundle",
+            "article.md.byline.json",
+            "--require-binding",
+            "exact",
+        ],
+    )
+    .expect_code(1)
+    .stdout_has("NOT VERIFIED page.html: exact binding required");
+    verify(&s, "article.md", &["--require-binding", "exact"]).expect_code(0);
 }

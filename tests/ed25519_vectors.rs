@@ -1,8 +1,7 @@
 //! Ed25519 as byline verifies it (`ed25519_dalek::VerifyingKey::verify_strict`), against the
 //! public vectors in `tests/vectors/`: Wycheproof, RFC 8032 §7.1, ed25519-speccheck and CCTV.
 //!
-//! The counts of accepted cases are asserted exactly, as `/work/shared/vectors/README.md`
-//! records them for ed25519-dalek 2.x, so a dependency bump that changes what byline accepts
+//! The counts of accepted cases are asserted exactly, as the vectors' notes record them for ed25519-dalek 2.x, so a dependency bump that changes what byline accepts
 //! fails here rather than silently.
 
 use std::fs;

@@ -374,20 +374,15 @@ async fn sigterm_mid_stream_keeps_every_answered_manifest() {
     let mut answers = client.sign_stream(request).await.unwrap().into_inner();
     let mut answered = Vec::new();
     let mut terminated = false;
-    loop {
-        match answers.message().await {
-            Ok(Some(a)) => {
-                if let Some(pb::sign_stream_response::Result::Signed(s)) = a.result {
-                    answered.push((a.request_id, s));
-                }
-                if answered.len() == 150 && !terminated {
-                    let _ = Command::new("kill")
-                        .args(["-TERM", &server.pid().to_string()])
-                        .status();
-                    terminated = true;
-                }
-            }
-            Ok(None) | Err(_) => break,
+    while let Ok(Some(a)) = answers.message().await {
+        if let Some(pb::sign_stream_response::Result::Signed(s)) = a.result {
+            answered.push((a.request_id, s));
+        }
+        if answered.len() == 150 && !terminated {
+            let _ = Command::new("kill")
+                .args(["-TERM", &server.pid().to_string()])
+                .status();
+            terminated = true;
         }
     }
     feeder.await.unwrap();

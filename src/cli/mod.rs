@@ -358,18 +358,26 @@ fn sign(a: SignArgs) -> Result<u8> {
         .map(|h| parse_human(h))
         .collect::<Result<Vec<_>>>()?;
     let mut failed = 0usize;
+    let mut io_failed = false;
     for path in &a.articles {
         match sign_one(path, &a, &key, &domain, &publisher_name, class, &humans) {
             Ok(out) => println!("signed {} -> {}", path.display(), out.display()),
             Err(e) => {
                 failed += 1;
+                io_failed |= e.chain().any(|c| c.is::<std::io::Error>());
                 eprintln!("byline: error: {}: {e:#}", path.display());
             }
         }
     }
     if failed > 0 {
         eprintln!("{failed} of {} articles failed to sign", a.articles.len());
-        return Ok(EXIT_NOT_VERIFIED);
+        // An article that could not be read is an I/O error (2); one that could not be signed
+        // (bad metadata, not canonicalizable) is a failure of that article (1).
+        return Ok(if io_failed {
+            EXIT_USAGE
+        } else {
+            EXIT_NOT_VERIFIED
+        });
     }
     Ok(EXIT_OK)
 }

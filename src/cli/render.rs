@@ -110,8 +110,14 @@ pub fn verdict_text(verdict: &Verdict, article: &str, colour: bool) -> String {
                 "  signed      {} (the log's integratedTime)\n",
                 log.integrated_time
             ));
+            let consistency = match verdict.consistency_checked_to {
+                Some(size) => format!("consistent with the log's latest checkpoint, size {size}"),
+                None => {
+                    "consistency with the log's latest checkpoint not checked offline".to_string()
+                }
+            };
             out.push_str(&format!(
-                "  log         index {} in {} (checkpoint size {}; consistency with the log's latest checkpoint not checked offline)\n",
+                "  log         index {} in {} (checkpoint size {}; {consistency})\n",
                 log.log_index, log.checkpoint.origin, log.checkpoint.size
             ));
         }
@@ -182,7 +188,8 @@ pub fn verdict_json(verdict: &Verdict, article: &str) -> serde_json::Value {
         "logged": verdict.log.is_some(),
         "logIndex": verdict.log.as_ref().map(|l| l.log_index),
         "logOrigin": verdict.log.as_ref().map(|l| &l.checkpoint.origin),
-        "consistencyChecked": false,
+        "consistencyChecked": verdict.consistency_checked_to.is_some(),
+        "consistencyCheckedToSize": verdict.consistency_checked_to,
         "binding": verdict.binding,
         "paragraphChanges": verdict.paragraph_changes,
         "displayedByline": verdict.displayed_byline,

@@ -5,7 +5,7 @@
 use crate::core::bundle::LogEntry;
 use crate::core::dsse::{decode_base64_any, Envelope};
 use crate::core::manifest::Timestamp;
-use crate::core::merkle::{leaf_hash, verify_inclusion, Hash};
+use crate::core::merkle::{leaf_hash, verify_consistency, verify_inclusion, Hash};
 use crate::core::note::{open_note, Checkpoint, NoteVerifier};
 use crate::core::trust::LogEntryTrust;
 
@@ -53,6 +53,9 @@ pub enum LogProofError {
         /// Its position in the list.
         index: usize,
     },
+    /// Two checkpoints of one log cannot both be honest: the log forked or rewrote history.
+    #[error("log fork: {0}")]
+    Fork(String),
     /// The leaf is not in the tree: the entry does not match its envelope, or the proof is wrong.
     #[error("the log entry does not match its envelope or the checkpoint: {0}")]
     NotIncluded(String),
@@ -176,4 +179,99 @@ pub fn verify_log_entry(
         checkpoint,
         checkpoint_note: proof.checkpoint.clone(),
     })
+}
+
+/// Checks that `newer` extends `older` (same log, not smaller, same root at equal size, and a
+/// valid RFC 9162 consistency proof otherwise). Any failure means the log showed two histories.
+pub fn check_consistent(
+    older: &Checkpoint,
+    newer: &Checkpoint,
+    proof: &[Hash],
+) -> Result<(), LogProofError> {
+    if older.origin != newer.origin {
+        return Err(LogProofError::Fork(format!(
+            "checkpoints of different logs ({:?} and {:?})",
+            older.origin, newer.origin
+        )));
+    }
+    if newer.size < older.size {
+        return Err(LogProofError::Fork(format!(
+            "the latest checkpoint has size {} but a checkpoint of size {} was seen before",
+            newer.size, older.size
+        )));
+    }
+    if newer.size == older.size {
+        if newer.root_hash != older.root_hash {
+            return Err(LogProofError::Fork(format!(
+                "two checkpoints of size {} have different roots",
+                newer.size
+            )));
+        }
+        return Ok(());
+    }
+    if older.size == 0 {
+        return Ok(());
+    }
+    verify_consistency(
+        older.size,
+        newer.size,
+        &older.root_hash,
+        &newer.root_hash,
+        proof,
+    )
+    .map_err(|e| {
+        LogProofError::Fork(format!(
+            "the checkpoint of size {} is not consistent with the one of size {}: {e}",
+            older.size, newer.size
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::merkle::{
+        consistency_proof_plan, root_from_leaf_hashes, CompactRange, NodeId,
+    };
+    use std::collections::HashMap;
+
+    fn checkpoint(size: u64, root: Hash) -> Checkpoint {
+        Checkpoint {
+            origin: "example.com/log".into(),
+            size,
+            root_hash: root,
+            extensions: vec![],
+        }
+    }
+
+    #[test]
+    fn consistent_growth_passes_and_forks_are_named() {
+        let leaves: Vec<Hash> = (0..10u8).map(|i| leaf_hash(&[i])).collect();
+        let mut range = CompactRange::new();
+        let mut nodes: HashMap<NodeId, Hash> = HashMap::new();
+        for l in &leaves {
+            nodes.extend(range.append(*l));
+        }
+        let old = checkpoint(4, root_from_leaf_hashes(&leaves[..4]));
+        let new = checkpoint(10, root_from_leaf_hashes(&leaves));
+        let plan = consistency_proof_plan(4, 10).unwrap();
+        let hashes: Vec<Hash> = plan.ids().iter().map(|id| nodes[id]).collect();
+        let proof = plan.assemble(&hashes).unwrap();
+        assert!(check_consistent(&old, &new, &proof).is_ok());
+        assert!(matches!(
+            check_consistent(&new, &old, &proof),
+            Err(LogProofError::Fork(_))
+        ));
+        let other = checkpoint(10, root_from_leaf_hashes(&leaves[1..]));
+        assert!(matches!(
+            check_consistent(&new, &other, &[]),
+            Err(LogProofError::Fork(_))
+        ));
+        let forked_new = checkpoint(10, [7u8; 32]);
+        assert!(matches!(
+            check_consistent(&old, &forked_new, &proof),
+            Err(LogProofError::Fork(_))
+        ));
+        assert!(check_consistent(&new, &new, &[]).is_ok());
+    }
 }

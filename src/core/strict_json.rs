@@ -28,11 +28,54 @@ pub enum StrictJsonError {
 /// Checks that `bytes` is one JSON value with no duplicate keys, no number outside I-JSON, and
 /// nesting no deeper than [`MAX_DEPTH`].
 pub fn check(bytes: &[u8]) -> Result<(), StrictJsonError> {
+    check_integer_literals(bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     // serde_json's own recursion limit (128) is above ours; ours is enforced by the visitor.
     de.deserialize_any(StrictVisitor { depth: 0 })
         .and_then(|()| de.end())
         .map_err(|e| StrictJsonError::Invalid(e.to_string()))
+}
+
+/// Refuses integer literals (no fraction, no exponent) beyond ±(2^53 − 1): serde_json reads
+/// those too large for 64 bits as floats, which would silently round them.
+fn check_integer_literals(bytes: &[u8]) -> Result<(), StrictJsonError> {
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                let token = &bytes[start..i];
+                let integral = !token.iter().any(|b| matches!(b, b'.' | b'e' | b'E'));
+                let digits = token.iter().filter(|b| b.is_ascii_digit()).count();
+                if integral && digits > 15 {
+                    let text = String::from_utf8_lossy(token);
+                    let too_big = text
+                        .trim_start_matches('-')
+                        .parse::<u64>()
+                        .map_or(true, |v| v > MAX_SAFE_INTEGER);
+                    if too_big {
+                        return Err(StrictJsonError::Invalid(format!(
+                            "number {text} is outside the I-JSON range"
+                        )));
+                    }
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
 }
 
 /// Checks `bytes` strictly, then deserializes them into `T`.
@@ -95,8 +138,10 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        // Integer literals too large for 64 bits also arrive here as floats; they are caught
+        // by `check_integer_literals` before this visitor runs.
         if !v.is_finite() {
-            return Err(E::custom("number is outside the I-JSON range"));
+            return Err(E::custom(format!("number {v} is outside the I-JSON range")));
         }
         Ok(())
     }
@@ -152,6 +197,10 @@ mod tests {
         assert!(check(b"9007199254740992").is_err());
         assert!(check(b"-9007199254740992").is_err());
         assert!(check(b"1e400").is_err());
+        assert!(check(b"100000000000000000000").is_err());
+        assert!(check(b"-1.5").is_ok());
+        assert!(check(b"[1.23e67]").is_ok());
+        assert!(check(br#"{"a":"100000000000000000000"}"#).is_ok());
     }
 
     #[test]

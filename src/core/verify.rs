@@ -129,6 +129,9 @@ pub enum Failure {
         "exact binding required: the canonical text matches but the bytes differ from those signed"
     )]
     ExactBindingRequired,
+    /// The log showed two histories (a fork) when checked against the latest checkpoint.
+    #[error("{0}")]
+    LogFork(String),
     /// The page shows a byline other than the signed one.
     #[error("displayed byline {displayed:?} does not match the signed byline {signed:?}")]
     DisplayedBylineMismatch {
@@ -160,6 +163,7 @@ impl Failure {
             Failure::DigestMismatch { .. } => "digest-mismatch",
             Failure::ExactBindingRequired => "exact-binding-required",
             Failure::DisplayedBylineMismatch { .. } => "displayed-byline-mismatch",
+            Failure::LogFork(_) => "log-fork",
         }
     }
 }
@@ -211,6 +215,9 @@ pub struct Verdict {
     pub key_standing: Option<KeyStanding>,
     /// The log entry, when the bundle had one and it checked out.
     pub log: Option<VerifiedLogEntry>,
+    /// The size of the latest checkpoint the bundle's checkpoint was proved consistent with
+    /// (set by front ends that asked the log; `None` means consistency was not checked).
+    pub consistency_checked_to: Option<u64>,
     /// The time trust was judged at: the log's time, or the present for offline bundles.
     pub judged_at: Option<Timestamp>,
     /// Which binding matched.
@@ -345,7 +352,18 @@ pub fn verify_bundle(
         }
     };
     verdict.judged_at = Some(judged_at);
-    match signer.standing_at(judged_at, bundle.log_entry.is_some()) {
+    // The same key may be listed more than once for a publisher (an expired entry and its
+    // renewal): any entry under which the key stands at the signing time counts.
+    let logged = bundle.log_entry.is_some();
+    if let Some(standing) = candidates.iter().find(|k| {
+        k.key == signer.key
+            && k.entry.publisher == signer.entry.publisher
+            && k.standing_at(judged_at, logged).is_ok()
+    }) {
+        signer = standing.clone();
+        verdict.signer = Some(signer.clone());
+    }
+    match signer.standing_at(judged_at, logged) {
         Ok(standing) => {
             if let KeyStanding::Retired { since } = standing {
                 verdict.warnings.push(format!(

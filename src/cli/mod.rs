@@ -183,6 +183,9 @@ struct VerifyArgs {
     /// A CA certificate (PEM) for the server's TLS certificate.
     #[arg(long, env = "BYLINE_CA_CERT")]
     ca_cert: Option<PathBuf>,
+    /// Where the largest checkpoint seen of each log is remembered (fork detection).
+    #[arg(long, env = "BYLINE_STATE_DIR")]
+    state_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -571,12 +574,30 @@ fn verify(a: VerifyArgs) -> Result<u8> {
         .iter()
         .map(|b| verify_article(&bytes, media, b, &trust, &options, now))
         .collect();
-    let verdict = verdicts
+    let mut verdict = verdicts
         .iter()
         .find(|v| v.verified())
         .or_else(|| verdicts.first())
         .cloned()
         .unwrap_or_default();
+    // With a server, the bundle's checkpoint (and the largest one seen before) must be
+    // consistent with the log's latest: a log showing two histories is a failure.
+    if let (Some(server), Some(log), true) = (&a.server, &verdict.log, verdict.verified()) {
+        let state_dir = a
+            .state_dir
+            .clone()
+            .unwrap_or_else(server_cmds::default_state_dir);
+        match server_cmds::check_log_consistency(
+            server,
+            a.ca_cert.as_deref(),
+            &trust,
+            &log.checkpoint,
+            &state_dir,
+        )? {
+            Ok(size) => verdict.consistency_checked_to = Some(size),
+            Err(fork) => verdict.failure = Some(crate::core::verify::Failure::LogFork(fork)),
+        }
+    }
     if a.json {
         println!("{}", render::verdict_json(&verdict, &name));
     } else {

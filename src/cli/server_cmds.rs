@@ -476,6 +476,25 @@ pub enum LogCommand {
         #[arg(long, env = "BYLINE_CA_CERT")]
         ca_cert: Option<PathBuf>,
     },
+    /// Read every entry since an index, check them against the latest checkpoint, and list
+    /// each one made under a publisher's keys (or claiming that publisher).
+    Monitor {
+        /// The server.
+        #[arg(long)]
+        server: String,
+        /// The publisher to watch (its keys come from the trust store).
+        #[arg(long)]
+        publisher: String,
+        /// The first log index to read.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        /// The trust store with the publisher's keys and the pinned log key.
+        #[arg(long, default_value = "keys/trust.toml")]
+        trust: PathBuf,
+        /// A CA certificate (PEM) for the server's TLS certificate.
+        #[arg(long, env = "BYLINE_CA_CERT")]
+        ca_cert: Option<PathBuf>,
+    },
     /// Print the consistency proof between two tree sizes.
     Consistency {
         /// The server.
@@ -580,6 +599,22 @@ pub fn log(cmd: LogCommand) -> Result<u8> {
                     }
                 }
             }
+            LogCommand::Monitor {
+                server,
+                publisher,
+                since,
+                trust,
+                ca_cert,
+            } => {
+                monitor(
+                    &server,
+                    &publisher,
+                    since,
+                    &load_trust(&trust, false)?,
+                    ca_cert.as_deref(),
+                )
+                .await
+            }
             LogCommand::Consistency {
                 server,
                 from,
@@ -608,4 +643,252 @@ pub fn log(cmd: LogCommand) -> Result<u8> {
 /// The media type's protobuf string.
 pub fn media_type_string(m: MediaType) -> String {
     m.as_str().to_string()
+}
+
+/// Where the CLI remembers the largest checkpoint it has seen of each log: `BYLINE_STATE_DIR`,
+/// else `$XDG_STATE_HOME/byline`, else `~/.local/state/byline`.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BYLINE_STATE_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("byline");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/state/byline"),
+        None => PathBuf::from(".byline-state"),
+    }
+}
+
+fn remembered_checkpoint_path(state_dir: &Path, origin: &str) -> PathBuf {
+    let safe: String = origin
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    state_dir.join("checkpoints").join(format!("{safe}.note"))
+}
+
+/// Proves the bundle's checkpoint and the largest one remembered consistent with the log's
+/// latest checkpoint, then remembers the latest. Returns the latest size, or why the log forked.
+pub fn check_log_consistency(
+    server: &str,
+    ca_cert: Option<&Path>,
+    trust: &crate::core::trust::TrustStore,
+    bundle_checkpoint: &crate::core::note::Checkpoint,
+    state_dir: &Path,
+) -> Result<std::result::Result<u64, String>> {
+    use crate::core::logproof::check_consistent;
+    use crate::core::note::Checkpoint;
+    runtime()?.block_on(async {
+        let mut client = connect(server, ca_cert).await?;
+        let latest_note = client
+            .get_checkpoint(pb::GetCheckpointRequest {})
+            .await
+            .map_err(|s| anyhow!("GetCheckpoint failed: {}", status_message(&s)))?
+            .into_inner()
+            .checkpoint;
+        let latest = match open_checkpoint(&latest_note, &trust.logs) {
+            Ok(cp) => cp,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "the server's latest checkpoint does not verify: {e}"
+                )))
+            }
+        };
+        let remembered_path = remembered_checkpoint_path(state_dir, &latest.origin);
+        let remembered: Option<Checkpoint> = std::fs::read_to_string(&remembered_path)
+            .ok()
+            .and_then(|note| open_checkpoint(&note, &trust.logs).ok());
+        let mut older: Vec<(&str, Checkpoint)> =
+            vec![("the bundle's checkpoint", bundle_checkpoint.clone())];
+        if let Some(r) = remembered.clone() {
+            older.push(("the largest checkpoint seen before", r));
+        }
+        for (what, old) in older {
+            let proof = if old.size > 0 && old.size < latest.size {
+                let p = client
+                    .get_consistency_proof(pb::GetConsistencyProofRequest {
+                        from_size: old.size,
+                        to_size: latest.size,
+                    })
+                    .await
+                    .map_err(|s| anyhow!("GetConsistencyProof failed: {}", status_message(&s)))?
+                    .into_inner();
+                let as_text: Vec<String> = p.hashes.iter().map(|h| encode_base64(h)).collect();
+                decode_hashes(&as_text)?
+            } else {
+                Vec::new()
+            };
+            if let Err(e) = check_consistent(&old, &latest, &proof) {
+                return Ok(Err(format!(
+                    "{e} ({what} of size {} vs the server's latest of size {})",
+                    old.size, latest.size
+                )));
+            }
+        }
+        if remembered.as_ref().is_none_or(|r| latest.size > r.size) {
+            if let Some(dir) = remembered_path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            super::files::write_atomic(&remembered_path, latest_note.as_bytes())?;
+        }
+        Ok(Ok(latest.size))
+    })
+}
+
+/// `byline log monitor`: every entry since `since`, checked against the latest checkpoint.
+async fn monitor(
+    server: &str,
+    publisher: &str,
+    since: u64,
+    trust: &crate::core::trust::TrustStore,
+    ca_cert: Option<&Path>,
+) -> Result<u8> {
+    use crate::core::dsse::{verify_envelope, Envelope};
+    use crate::core::manifest::AuthorshipStatement;
+    let keys: Vec<_> = trust
+        .trusted_keys()?
+        .into_iter()
+        .filter(|k| k.entry.publisher == publisher)
+        .collect();
+    if keys.is_empty() {
+        bail!("the trust store has no keys for {publisher}; pin them with `byline trust add`");
+    }
+    let mut client = connect(server, ca_cert).await?;
+    let note = client
+        .get_checkpoint(pb::GetCheckpointRequest {})
+        .await
+        .map_err(|s| anyhow!("GetCheckpoint failed: {}", status_message(&s)))?
+        .into_inner()
+        .checkpoint;
+    let checkpoint = open_checkpoint(&note, &trust.logs)?;
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Leaf {
+        dsse_envelope: Envelope,
+        integrated_time: String,
+    }
+    let mut index = since;
+    let mut mine = 0usize;
+    let mut bad = 0usize;
+    let mut leaves_seen = Vec::new();
+    while index < checkpoint.size {
+        let page = client
+            .get_entries(pb::GetEntriesRequest {
+                start: index,
+                count: 1000,
+            })
+            .await
+            .map_err(|s| anyhow!("GetEntries failed: {}", status_message(&s)))?
+            .into_inner();
+        if page.leaves.is_empty() {
+            bail!(
+                "the server returned no entries at {index} although its checkpoint has {}",
+                checkpoint.size
+            );
+        }
+        for leaf in page.leaves {
+            if leaf.log_index != index || index >= checkpoint.size {
+                break;
+            }
+            let hash = leaf_hash(&leaf.leaf);
+            if since > 0 {
+                // Without the earlier leaves, each entry is proved on its own.
+                let proof = client
+                    .get_inclusion_proof(pb::GetInclusionProofRequest {
+                        leaf: Some(pb::get_inclusion_proof_request::Leaf::LogIndex(index)),
+                        tree_size: checkpoint.size,
+                    })
+                    .await
+                    .map_err(|s| anyhow!("GetInclusionProof failed: {}", status_message(&s)))?
+                    .into_inner();
+                let hashes = decode_hashes(
+                    &proof
+                        .hashes
+                        .iter()
+                        .map(|h| encode_base64(h))
+                        .collect::<Vec<_>>(),
+                )?;
+                if let Err(e) = verify_inclusion(
+                    index,
+                    checkpoint.size,
+                    &hash,
+                    &hashes,
+                    &checkpoint.root_hash,
+                ) {
+                    println!("{index}\tNOT IN CHECKPOINT: {e}");
+                    bad += 1;
+                }
+            }
+            leaves_seen.push(hash);
+            let parsed: Option<Leaf> = serde_json::from_slice(&leaf.leaf).ok();
+            let Some(parsed) = parsed else {
+                println!("{index}\tMALFORMED LEAF");
+                bad += 1;
+                index += 1;
+                continue;
+            };
+            let statement = crate::core::dsse::decode_base64_any(&parsed.dsse_envelope.payload)
+                .and_then(|p| AuthorshipStatement::from_payload(&p).ok());
+            let claims_publisher = statement
+                .as_ref()
+                .is_some_and(|s| s.predicate.publisher.domain == publisher);
+            match verify_envelope(&parsed.dsse_envelope, &keys, |k| &k.key) {
+                Ok(v) => {
+                    mine += 1;
+                    let what = statement
+                        .as_ref()
+                        .map(|s| {
+                            format!(
+                                "{}\t{}\t{:?}",
+                                s.subject_name(),
+                                s.predicate.authorship,
+                                s.predicate.byline
+                            )
+                        })
+                        .unwrap_or_else(|| "(not an authorship statement)".into());
+                    let flag = if claims_publisher {
+                        ""
+                    } else {
+                        "\tNAMES ANOTHER PUBLISHER"
+                    };
+                    println!(
+                        "{index}\t{}\tkey {}\t{what}{flag}",
+                        parsed.integrated_time,
+                        crate::core::dsse::short_keyid(&v.signer.keyid)
+                    );
+                }
+                Err(_) if claims_publisher => {
+                    bad += 1;
+                    println!(
+                        "{index}\t{}\tCLAIMS {publisher} BUT IS NOT SIGNED BY ITS KEYS",
+                        parsed.integrated_time
+                    );
+                }
+                Err(_) => {}
+            }
+            index += 1;
+        }
+    }
+    if since == 0 {
+        let root = crate::core::merkle::root_from_leaf_hashes(&leaves_seen);
+        if root != checkpoint.root_hash {
+            println!("the entries do NOT hash to the checkpoint's root: the log is inconsistent");
+            bad += 1;
+        }
+    }
+    eprintln!(
+        "{} entries read ({since}..{}) against the checkpoint of size {}; {mine} under {publisher}'s keys; {bad} problem(s)",
+        checkpoint.size.saturating_sub(since),
+        checkpoint.size,
+        checkpoint.size
+    );
+    Ok(if bad == 0 { EXIT_OK } else { EXIT_NOT_VERIFIED })
 }

@@ -3,6 +3,7 @@
 //! Exit codes: 0 verified (or the command succeeded), 1 not verified (tampered, wrong key,
 //! revoked, untrusted, missing or malformed manifest), 2 usage or I/O error.
 
+pub mod check;
 pub mod files;
 pub mod remote;
 pub mod render;
@@ -52,9 +53,11 @@ enum Command {
     /// Create a publisher signing key and trust it in the key directory's trust store.
     Keygen(KeygenArgs),
     /// Sign articles: writes ARTICLE.byline.json next to each.
-    Sign(SignArgs),
+    Sign(Box<SignArgs>),
     /// Verify an article against its bundle and print a plain verdict.
     Verify(VerifyArgs),
+    /// Verify every article of a content tree (for CI); exit 0 only when all pass.
+    Check(check::CheckArgs),
     /// Embed a bundle in an HTML or Markdown article.
     Embed(EmbedArgs),
     /// Print the bundle embedded in an article.
@@ -66,6 +69,8 @@ enum Command {
     /// Manage API tokens in the service's database.
     #[command(subcommand)]
     Token(server_cmds::TokenCommand),
+    /// Create or upgrade the database schema (serve does this on start).
+    Migrate(server_cmds::MigrateArgs),
     /// Manage the trust store.
     #[command(subcommand)]
     Trust(TrustCommand),
@@ -125,6 +130,22 @@ struct AuthorshipArgs {
     /// BCP 47 language tag of the text, e.g. en.
     #[arg(long)]
     language: Option<String>,
+    /// Per-paragraph authorship, e.g. "0-2:ai-generated,3:human" (zero-based canonical
+    /// paragraphs; HTML blocks marked data-byline-authorship are picked up without it).
+    #[arg(long)]
+    segments: Option<String>,
+    /// The person holding editorial responsibility: "NAME:ROLE".
+    #[arg(long)]
+    editor: Option<String>,
+    /// When the editor reviewed the text (RFC 3339 UTC; default: now).
+    #[arg(long, requires = "editor")]
+    reviewed_at: Option<String>,
+    /// The publisher's AI policy URL, shown with the editorial statement.
+    #[arg(long, requires = "editor")]
+    policy_url: Option<String>,
+    /// The bundle of the manifest this one corrects or replaces.
+    #[arg(long)]
+    supersedes: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -186,6 +207,13 @@ struct VerifyArgs {
     /// Where the largest checkpoint seen of each log is remembered (fork detection).
     #[arg(long, env = "BYLINE_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// Print the article's paragraphs with each one's authorship label in the margin.
+    #[arg(long)]
+    show: bool,
+    /// Check that this quoted excerpt appears verbatim in the signed article (needs --bundle;
+    /// ARTICLE is then the excerpt).
+    #[arg(long, requires = "bundle")]
+    excerpt: bool,
 }
 
 #[derive(Args, Debug)]
@@ -241,13 +269,15 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Keygen(a) => keygen(a),
-        Command::Sign(a) => sign(a),
+        Command::Sign(a) => sign(*a),
         Command::Verify(a) => verify(a),
+        Command::Check(a) => check::run(a),
         Command::Embed(a) => embed_cmd(a),
         Command::Extract(a) => extract(a),
         Command::Digest(a) => digest(a),
         Command::Serve(a) => server_cmds::serve(a),
         Command::Token(c) => server_cmds::token(c),
+        Command::Migrate(a) => server_cmds::migrate(a),
         Command::Trust(TrustCommand::Add(a)) => server_cmds::trust_add(a),
         Command::Log(c) => server_cmds::log(c),
     }
@@ -304,7 +334,8 @@ fn parse_human(spec: &str) -> Result<Human> {
     })
 }
 
-fn sign(a: SignArgs) -> Result<u8> {
+fn sign(mut a: SignArgs) -> Result<u8> {
+    a.articles = check::expand_articles(&a.articles)?;
     if let Some(server) = &a.server {
         return sign_via_server(server, &a);
     }
@@ -362,18 +393,38 @@ fn sign(a: SignArgs) -> Result<u8> {
         .collect::<Result<Vec<_>>>()?;
     let mut failed = 0usize;
     let mut io_failed = false;
+    let bar = progress_bar(a.articles.len());
     for path in &a.articles {
         match sign_one(path, &a, &key, &domain, &publisher_name, class, &humans) {
-            Ok(out) => println!("signed {} -> {}", path.display(), out.display()),
+            Ok(out) => match &bar {
+                Some(bar) => bar.inc(1),
+                None => println!("signed {} -> {}", path.display(), out.display()),
+            },
             Err(e) => {
                 failed += 1;
                 io_failed |= e.chain().any(|c| c.is::<std::io::Error>());
-                eprintln!("byline: error: {}: {e:#}", path.display());
+                let line = format!("byline: error: {}: {e:#}", path.display());
+                match &bar {
+                    Some(bar) => bar.println(line),
+                    None => eprintln!("{line}"),
+                }
             }
         }
     }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    eprintln!(
+        "signed {} of {} articles{}",
+        a.articles.len() - failed,
+        a.articles.len(),
+        if failed > 0 {
+            format!(", {failed} failed")
+        } else {
+            String::new()
+        }
+    );
     if failed > 0 {
-        eprintln!("{failed} of {} articles failed to sign", a.articles.len());
         // An article that could not be read is an I/O error (2); one that could not be signed
         // (bad metadata, not canonicalizable) is a failure of that article (1).
         return Ok(if io_failed {
@@ -383,6 +434,57 @@ fn sign(a: SignArgs) -> Result<u8> {
         });
     }
     Ok(EXIT_OK)
+}
+
+fn editorial(a: &AuthorshipArgs) -> Result<Option<crate::core::manifest::EditorialResponsibility>> {
+    let Some(editor) = &a.editor else {
+        return Ok(None);
+    };
+    let person = parse_human(editor)?;
+    let reviewed_at = match &a.reviewed_at {
+        Some(t) => t
+            .parse()
+            .map_err(|e: String| anyhow!("--reviewed-at: {e}"))?,
+        None => Timestamp::now(),
+    };
+    Ok(Some(crate::core::manifest::EditorialResponsibility {
+        name: person.name,
+        role: person.role,
+        reviewed_at,
+        policy_url: a.policy_url.clone(),
+    }))
+}
+
+/// What a new manifest says about the one it replaces: its statement digest and log index.
+fn supersedes_of(path: &Path) -> Result<crate::core::manifest::Supersedes> {
+    let bytes = files::read_limited(path, crate::core::constants::MAX_BUNDLE_BYTES)?;
+    let bundle =
+        Bundle::from_json(&bytes).with_context(|| format!("in --supersedes {}", path.display()))?;
+    let payload = crate::core::dsse::decode_base64_any(&bundle.dsse_envelope.payload)
+        .ok_or_else(|| anyhow!("--supersedes {}: the payload is not base64", path.display()))?;
+    crate::core::manifest::AuthorshipStatement::from_payload(&payload).with_context(|| {
+        format!(
+            "--supersedes {} is not an authorship manifest",
+            path.display()
+        )
+    })?;
+    Ok(crate::core::manifest::Supersedes {
+        statement_sha256: crate::core::sign::statement_digest(&payload),
+        log_index: bundle.log_entry.map(|e| e.log_index),
+    })
+}
+
+/// A progress bar on a terminal outside CI, for long runs.
+pub fn progress_bar(len: usize) -> Option<indicatif::ProgressBar> {
+    (check::show_progress() && len > 1).then(|| {
+        let bar = indicatif::ProgressBar::new(len as u64);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} {elapsed}")
+        {
+            bar.set_style(style);
+        }
+        bar
+    })
 }
 
 fn sign_one(
@@ -419,9 +521,17 @@ fn sign_one(
         title: a.authorship.title.clone(),
         language: a.authorship.language.clone(),
         published_at: None,
-        segments: segments_from_labels(&prepared.canonical.paragraph_labels)?,
-        editorial_responsibility: None,
-        supersedes: None,
+        segments: match &a.authorship.segments {
+            Some(spec) => Some(crate::core::sign::parse_segments(spec)?),
+            None => segments_from_labels(&prepared.canonical.paragraph_labels)?,
+        },
+        editorial_responsibility: editorial(&a.authorship)?,
+        supersedes: a
+            .authorship
+            .supersedes
+            .as_deref()
+            .map(supersedes_of)
+            .transpose()?,
     };
     let statement = build_statement(
         &authorship,
@@ -511,6 +621,9 @@ fn verify(a: VerifyArgs) -> Result<u8> {
         publisher: a.publisher.clone(),
         ..VerifyOptions::default()
     };
+    if a.excerpt {
+        return verify_excerpt_cmd(&a, &bytes, media, &trust, &options);
+    }
     let mut found = match find_bundle(&a.article, &bytes, media, a.bundle.as_deref()) {
         Ok(found) => found.map(|(b, _)| vec![b]),
         Err(e) => match e.downcast::<files::MalformedEmbedded>() {
@@ -599,14 +712,95 @@ fn verify(a: VerifyArgs) -> Result<u8> {
         }
     }
     if a.json {
-        println!("{}", render::verdict_json(&verdict, &name));
+        let mut doc = render::verdict_json(&verdict, &name);
+        if a.show {
+            doc["paragraphs"] = render::paragraphs_json(&verdict);
+        }
+        println!("{doc}");
     } else {
         print!(
             "{}",
             render::verdict_text(&verdict, &name, render::use_colour())
         );
+        if a.show {
+            print!("{}", render::paragraphs_text(&verdict));
+        }
     }
     Ok(if verdict.verified() {
+        EXIT_OK
+    } else {
+        EXIT_NOT_VERIFIED
+    })
+}
+
+fn verify_excerpt_cmd(
+    a: &VerifyArgs,
+    excerpt: &[u8],
+    media: MediaType,
+    trust: &crate::core::trust::TrustStore,
+    options: &VerifyOptions,
+) -> Result<u8> {
+    let path = a
+        .bundle
+        .as_deref()
+        .ok_or_else(|| anyhow!("--excerpt needs --bundle FILE"))?;
+    let bytes = files::read_limited(path, crate::core::constants::MAX_BUNDLE_BYTES)?;
+    let name = a.article.display().to_string();
+    let bundle = match Bundle::from_json(&bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            println!("NOT CONFIRMED {name}: {e}");
+            return Ok(EXIT_NOT_VERIFIED);
+        }
+    };
+    let result = crate::core::verify::verify_excerpt(
+        excerpt,
+        media,
+        &bundle,
+        trust,
+        options,
+        Timestamp::now(),
+    );
+    let byline = result
+        .verdict
+        .statement
+        .as_ref()
+        .map(|s| s.predicate.byline.clone());
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "excerpt": name,
+                "confirmed": result.confirmed(),
+                "problem": result.problem,
+                "byline": byline,
+                "startParagraph": result.found.as_ref().map(|f| f.start),
+                "labels": result.found.as_ref().map(|f| f.classes.clone()),
+                "publisher": result.verdict.signer.as_ref().map(|s| s.publisher_display().to_string()),
+            })
+        );
+    } else {
+        match (&result.found, &result.problem) {
+            (Some(found), None) => {
+                let labels: Vec<&str> = found.classes.iter().map(|c| c.margin_label()).collect();
+                println!(
+                    "CONFIRMED {name}: paragraphs {}–{} of the signed article, verbatim; labelled [{}]; signed byline {:?} by {}",
+                    found.start + 1,
+                    found.start + found.classes.len(),
+                    labels.join(", "),
+                    byline.unwrap_or_default(),
+                    result.verdict.signer.as_ref().map(|s| s.publisher_display()).unwrap_or("")
+                );
+            }
+            (_, problem) => println!(
+                "NOT CONFIRMED {name}: {}",
+                problem
+                    .as_deref()
+                    .unwrap_or("the excerpt does not appear verbatim in the signed article")
+            ),
+        }
+    }
+    Ok(if result.confirmed() {
         EXIT_OK
     } else {
         EXIT_NOT_VERIFIED

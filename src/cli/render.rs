@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::core::dsse::short_keyid;
 use crate::core::trust::KeyStanding;
-use crate::core::verify::{Binding, Verdict};
+use crate::core::verify::{displayed_labels, Binding, ParagraphChange, Verdict};
 
 /// Whether colour may be used (a terminal, and `NO_COLOR` unset).
 pub fn use_colour() -> bool {
@@ -196,4 +196,76 @@ pub fn verdict_json(verdict: &Verdict, article: &str) -> serde_json::Value {
         "invisibleCharacters": verdict.invisible,
         "warnings": verdict.warnings,
     })
+}
+
+/// The displayed paragraphs with each one's label in the margin (`verify --show`).
+pub fn paragraphs_text(verdict: &Verdict) -> String {
+    let labels = displayed_labels(verdict);
+    let changed: Vec<usize> = verdict
+        .paragraph_changes
+        .iter()
+        .filter_map(|c| match c {
+            ParagraphChange::Changed { displayed, .. } | ParagraphChange::Added { displayed } => {
+                Some(*displayed)
+            }
+            ParagraphChange::Removed { .. } => None,
+        })
+        .collect();
+    let mut out = String::from("\n");
+    for (i, (text, label)) in verdict.displayed_paragraphs.iter().zip(&labels).enumerate() {
+        let margin = match label {
+            Some(class) => format!("[{}]", class.margin_label()),
+            None if changed.contains(&i) => "[changed]".to_string(),
+            None => "[unsigned]".to_string(),
+        };
+        out.push_str(&format!("{margin:<12}{text}\n"));
+    }
+    for c in &verdict.paragraph_changes {
+        if let ParagraphChange::Removed { signed } = c {
+            out.push_str(&format!(
+                "{:<12}(signed paragraph {} is missing here)\n",
+                "[removed]",
+                signed + 1
+            ));
+        }
+    }
+    if let Some(e) = verdict
+        .statement
+        .as_ref()
+        .and_then(|s| s.predicate.editorial_responsibility.as_ref())
+    {
+        out.push_str(&format!(
+            "\nEditorial responsibility: {} ({}) reviewed this text at {}{}.\n",
+            e.name,
+            e.role,
+            e.reviewed_at,
+            e.policy_url
+                .as_ref()
+                .map(|u| format!(" under the policy {u}"))
+                .unwrap_or_default()
+        ));
+    }
+    out
+}
+
+/// The displayed paragraphs with their labels, for `verify --show --json`.
+pub fn paragraphs_json(verdict: &Verdict) -> serde_json::Value {
+    let labels = displayed_labels(verdict);
+    serde_json::Value::Array(
+        verdict
+            .displayed_paragraphs
+            .iter()
+            .zip(labels)
+            .enumerate()
+            .map(|(i, (text, label))| {
+                json!({
+                    "index": i,
+                    "text": text,
+                    "authorship": label,
+                    "label": label.map(|c| c.margin_label()),
+                    "matchesSigned": label.is_some(),
+                })
+            })
+            .collect(),
+    )
 }

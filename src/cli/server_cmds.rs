@@ -240,7 +240,7 @@ pub fn token(cmd: TokenCommand) -> Result<u8> {
                 check_domain(&publisher).map_err(|_| {
                     anyhow!("--publisher {publisher:?} is not a lowercase domain name")
                 })?;
-                let store = crate::service::open_sqlite(&database).await?;
+                let store = crate::service::open_store(&database).await?;
                 let now = Timestamp::now();
                 let expires_at = match expires {
                     Some(e) => Some(
@@ -272,7 +272,7 @@ pub fn token(cmd: TokenCommand) -> Result<u8> {
                 Ok(EXIT_OK)
             }
             TokenCommand::List { database } => {
-                let store = crate::service::open_sqlite(&database).await?;
+                let store = crate::service::open_store(&database).await?;
                 for t in store.tokens().await? {
                     println!(
                         "{}  {}  {}{}{}",
@@ -292,7 +292,7 @@ pub fn token(cmd: TokenCommand) -> Result<u8> {
                 Ok(EXIT_OK)
             }
             TokenCommand::Revoke { id, database } => {
-                let store = crate::service::open_sqlite(&database).await?;
+                let store = crate::service::open_store(&database).await?;
                 if store.revoke_token(&id).await? {
                     println!("revoked token {id}");
                     Ok(EXIT_OK)
@@ -301,6 +301,30 @@ pub fn token(cmd: TokenCommand) -> Result<u8> {
                 }
             }
         }
+    })
+}
+
+/// `byline migrate` settings.
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    /// sqlite://PATH or postgres://USER@HOST/DATABASE.
+    #[arg(
+        long,
+        env = "BYLINE_DATABASE",
+        default_value = "sqlite://data/byline.db"
+    )]
+    database: String,
+}
+
+/// `byline migrate`: creates or upgrades the database schema (`serve` also does this on start).
+pub fn migrate(args: MigrateArgs) -> Result<u8> {
+    runtime()?.block_on(async {
+        crate::service::open_store(&args.database).await?;
+        eprintln!(
+            "byline: the schema of {} is up to date",
+            crate::storage::redact_url(&args.database)
+        );
+        Ok(EXIT_OK)
     })
 }
 
@@ -383,7 +407,8 @@ pub fn trust_add(a: TrustAddArgs) -> Result<u8> {
     })
 }
 
-/// Signs articles through a server, writing each bundle as a sidecar.
+/// Signs articles through a server with one `SignStream`, writing each bundle as a sidecar;
+/// a failure on one article is reported and does not stop the others.
 pub fn sign_remote(
     server: &str,
     ca_cert: Option<&Path>,
@@ -392,31 +417,84 @@ pub fn sign_remote(
     let token = super::remote::token_from_env()?;
     runtime()?.block_on(async {
         let mut client = connect(server, ca_cert).await?;
-        let mut failed = 0usize;
         let total = requests.len();
-        for (path, req) in requests {
-            let request = super::remote::authorized(req, &token)?;
-            match client.sign(request).await {
-                Ok(resp) => {
-                    let out = super::files::sidecar_path(&path);
-                    super::files::write_atomic(&out, resp.into_inner().bundle_json.as_bytes())?;
-                    println!("signed {} -> {}", path.display(), out.display());
+        let (paths, mut reqs): (Vec<PathBuf>, Vec<pb::SignRequest>) = requests.into_iter().unzip();
+        for (i, r) in reqs.iter_mut().enumerate() {
+            r.request_id = i as u64;
+        }
+        let request = super::remote::authorized(tokio_stream::iter(reqs), &token)?;
+        let mut answers = client
+            .sign_stream(request)
+            .await
+            .map_err(|s| anyhow!("SignStream failed: {}", status_message(&s)))?
+            .into_inner();
+        let bar = super::progress_bar(total);
+        let mut failed = 0usize;
+        let mut answered = 0usize;
+        while let Some(answer) = answers.message().await.map_err(|s| {
+            anyhow!(
+                "SignStream failed after {answered} answers: {}",
+                status_message(&s)
+            )
+        })? {
+            answered += 1;
+            let Some(path) = paths.get(answer.request_id as usize) else {
+                bail!(
+                    "the server answered an unknown request {}",
+                    answer.request_id
+                );
+            };
+            match answer.result {
+                Some(pb::sign_stream_response::Result::Signed(signed)) => {
+                    let out = super::files::sidecar_path(path);
+                    super::files::write_atomic(&out, signed.bundle_json.as_bytes())?;
+                    match &bar {
+                        Some(bar) => bar.inc(1),
+                        None => println!(
+                            "signed {} -> {} (log index {})",
+                            path.display(),
+                            out.display(),
+                            signed.log_index
+                        ),
+                    }
                 }
-                Err(status) => {
+                Some(pb::sign_stream_response::Result::Error(e)) => {
                     failed += 1;
-                    eprintln!(
-                        "byline: error: {}: {}",
+                    let line = format!(
+                        "byline: error: {}: {:?}: {}",
                         path.display(),
-                        status_message(&status)
+                        tonic::Code::from_i32(e.code),
+                        e.message
                     );
+                    match &bar {
+                        Some(bar) => bar.println(line),
+                        None => eprintln!("{line}"),
+                    }
                 }
+                None => failed += 1,
             }
         }
-        if failed > 0 {
-            eprintln!("{failed} of {total} articles failed to sign");
-            return Ok(EXIT_NOT_VERIFIED);
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
         }
-        Ok(EXIT_OK)
+        if answered < total {
+            failed += total - answered;
+            eprintln!("byline: the server answered {answered} of {total} requests");
+        }
+        eprintln!(
+            "signed {} of {total} articles{}",
+            total - failed,
+            if failed > 0 {
+                format!(", {failed} failed")
+            } else {
+                String::new()
+            }
+        );
+        Ok(if failed > 0 {
+            EXIT_NOT_VERIFIED
+        } else {
+            EXIT_OK
+        })
     })
 }
 

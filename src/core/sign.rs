@@ -119,6 +119,42 @@ pub fn segments_from_labels(
     Ok((!segments.is_empty()).then_some(segments))
 }
 
+/// Parses per-paragraph segments written as `0-2:ai-generated,3:human` (zero-based,
+/// inclusive ranges of canonical paragraphs).
+pub fn parse_segments(spec: &str) -> Result<Vec<Segment>, ManifestError> {
+    let invalid = |reason: String| ManifestError::InvalidField {
+        field: "segments",
+        reason,
+    };
+    let mut out = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (range, class) = part.split_once(':').ok_or_else(|| {
+            invalid(format!(
+                "{part:?} must be RANGE:CLASS, e.g. 0-2:ai-generated"
+            ))
+        })?;
+        let (start, end) = match range.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (range.trim(), range.trim()),
+        };
+        let number = |t: &str| {
+            t.parse::<u32>()
+                .map_err(|_| invalid(format!("{t:?} in {part:?} is not a paragraph number")))
+        };
+        let authorship: AuthorshipClass = class.trim().parse()?;
+        out.push(Segment {
+            start: number(start)?,
+            end: number(end)?,
+            authorship,
+            digital_source_type: authorship.digital_source_type(),
+        });
+    }
+    if out.is_empty() {
+        return Err(invalid("no segments given".into()));
+    }
+    Ok(out)
+}
+
 /// Builds the statement for an article. `paragraphs` is `None` in digest mode (the signer
 /// keeps the text private). The predicate is validated before anything is signed.
 pub fn build_statement(
@@ -176,6 +212,23 @@ pub fn statement_digest(payload: &[u8]) -> Sha256Digest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segment_specs_parse() {
+        let segs = parse_segments("0-2:ai-generated, 3:human").unwrap();
+        assert_eq!(segs.len(), 2);
+        assert_eq!(
+            (segs[0].start, segs[0].end, segs[0].authorship),
+            (0, 2, AuthorshipClass::AiGenerated)
+        );
+        assert_eq!(
+            (segs[1].start, segs[1].end, segs[1].authorship),
+            (3, 3, AuthorshipClass::Human)
+        );
+        assert!(parse_segments("0-2").is_err());
+        assert!(parse_segments("a-2:human").is_err());
+        assert!(parse_segments("0:robot").is_err());
+    }
 
     #[test]
     fn labels_become_segments() {

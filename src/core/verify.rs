@@ -428,6 +428,23 @@ pub fn verify_bundle(
             .warnings
             .push(format!("the text contains {hidden} invisible character(s)"));
     }
+    // The byline a reader sees is checked before the digests, so that a page showing another
+    // byline gets that message even when the text around it changed too.
+    if options.check_displayed_byline {
+        match &prepared.canonical.displayed_byline {
+            Some(shown) if *shown != fold_like_paragraph(&predicate.byline) => {
+                return verdict.fail(Failure::DisplayedBylineMismatch {
+                    displayed: shown.clone(),
+                    signed: predicate.byline.clone(),
+                })
+            }
+            Some(_) => {}
+            None if media_type == MediaType::Html => verdict
+                .warnings
+                .push("displayed byline not checked: the page has no data-byline element".into()),
+            None => {}
+        }
+    }
     let text_ok = prepared.digests.text == predicate.digests.text;
     let exact_ok = prepared.digests.exact == predicate.digests.exact;
     if !text_ok && !exact_ok {
@@ -448,21 +465,6 @@ pub fn verify_bundle(
     });
     if options.require_exact && !exact_ok {
         return verdict.fail(Failure::ExactBindingRequired);
-    }
-    if options.check_displayed_byline {
-        match &prepared.canonical.displayed_byline {
-            Some(shown) if *shown != fold_like_paragraph(&predicate.byline) => {
-                return verdict.fail(Failure::DisplayedBylineMismatch {
-                    displayed: shown.clone(),
-                    signed: predicate.byline.clone(),
-                })
-            }
-            Some(_) => {}
-            None if media_type == MediaType::Html => verdict
-                .warnings
-                .push("displayed byline not checked: the page has no data-byline element".into()),
-            None => {}
-        }
     }
     verdict
 }
@@ -584,5 +586,146 @@ mod tests {
             paragraph_changes(&signed, &added),
             vec![ParagraphChange::Added { displayed: 2 }]
         );
+    }
+}
+
+/// Where a quoted excerpt sits in a signed article.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExcerptMatch {
+    /// The signed article's first paragraph that the excerpt quotes (zero-based).
+    pub start: usize,
+    /// The authorship class of each quoted paragraph.
+    pub classes: Vec<AuthorshipClass>,
+}
+
+/// The outcome of checking a quoted excerpt against a bundle.
+#[derive(Clone, Debug)]
+pub struct ExcerptVerdict {
+    /// The bundle's own verdict, judged with the excerpt as the article (its digests cannot
+    /// match a part of the article; every other check applies).
+    pub verdict: Verdict,
+    /// Where the excerpt's paragraphs appear, verbatim after canonicalization, if they do.
+    pub found: Option<ExcerptMatch>,
+    /// Why the excerpt could not be confirmed, when it was not.
+    pub problem: Option<String>,
+}
+
+impl ExcerptVerdict {
+    /// Whether the excerpt is confirmed: a trusted manifest whose paragraphs contain it.
+    pub fn confirmed(&self) -> bool {
+        self.found.is_some() && self.problem.is_none()
+    }
+}
+
+/// Checks that a quoted excerpt (one paragraph or a run of them) appears verbatim, after
+/// canonicalization, in the article a trusted manifest signed — without the article itself,
+/// through the manifest's paragraph digests.
+pub fn verify_excerpt(
+    excerpt: &[u8],
+    media_type: MediaType,
+    bundle: &Bundle,
+    trust: &TrustStore,
+    options: &VerifyOptions,
+    now: Timestamp,
+) -> ExcerptVerdict {
+    let options = VerifyOptions {
+        check_displayed_byline: false,
+        require_exact: false,
+        ..options.clone()
+    };
+    let mut verdict = verify_bundle(excerpt, media_type, bundle, trust, &options, now);
+    let problem = match &verdict.failure {
+        None | Some(Failure::DigestMismatch { .. }) => None,
+        Some(f) => Some(f.to_string()),
+    };
+    // The excerpt is not the article: a digest mismatch is expected, not a verdict.
+    if matches!(verdict.failure, Some(Failure::DigestMismatch { .. })) {
+        verdict.failure = None;
+        verdict.paragraph_changes.clear();
+    }
+    if let Some(problem) = problem {
+        return ExcerptVerdict {
+            verdict,
+            found: None,
+            problem: Some(problem),
+        };
+    }
+    let Some(statement) = verdict.statement.clone() else {
+        return ExcerptVerdict {
+            verdict,
+            found: None,
+            problem: Some("the bundle's statement could not be read".into()),
+        };
+    };
+    let Some(signed) = statement.predicate.paragraphs.clone() else {
+        return ExcerptVerdict {
+            verdict,
+            found: None,
+            problem: Some("the manifest has no paragraph digests (signed by digest), so excerpts cannot be checked".into()),
+        };
+    };
+    let quoted: Vec<Sha256Digest> = verdict
+        .displayed_paragraphs
+        .iter()
+        .map(|p| Sha256Digest::of(p.as_bytes()))
+        .collect();
+    if quoted.is_empty() {
+        return ExcerptVerdict {
+            verdict,
+            found: None,
+            problem: Some("the excerpt has no text".into()),
+        };
+    }
+    let start = signed
+        .windows(quoted.len())
+        .position(|w| w == quoted.as_slice());
+    match start {
+        Some(start) => {
+            let classes = statement.predicate.paragraph_classes(signed.len())
+                [start..start + quoted.len()]
+                .to_vec();
+            ExcerptVerdict {
+                verdict,
+                found: Some(ExcerptMatch { start, classes }),
+                problem: None,
+            }
+        }
+        None => ExcerptVerdict {
+            verdict,
+            found: None,
+            problem: Some("the excerpt does not appear verbatim in the signed article".into()),
+        },
+    }
+}
+
+/// The label of each displayed paragraph: the class of the signed paragraph it matches (by
+/// digest), or `None` when it matches none (changed or added).
+pub fn displayed_labels(verdict: &Verdict) -> Vec<Option<AuthorshipClass>> {
+    let Some(statement) = &verdict.statement else {
+        return vec![None; verdict.displayed_paragraphs.len()];
+    };
+    let p = &statement.predicate;
+    match &p.paragraphs {
+        Some(signed) => {
+            let classes = p.paragraph_classes(signed.len());
+            let mut used = vec![false; signed.len()];
+            verdict
+                .displayed_paragraphs
+                .iter()
+                .map(|text| {
+                    let d = Sha256Digest::of(text.as_bytes());
+                    let i = (0..signed.len()).find(|&i| !used[i] && signed[i] == d)?;
+                    used[i] = true;
+                    Some(classes[i])
+                })
+                .collect()
+        }
+        // Signed by digest: when the article verified, its paragraphs are the signed ones.
+        None if verdict.verified() => p
+            .paragraph_classes(verdict.displayed_paragraphs.len())
+            .into_iter()
+            .map(Some)
+            .collect(),
+        None => vec![None; verdict.displayed_paragraphs.len()],
     }
 }

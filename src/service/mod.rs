@@ -21,8 +21,7 @@ use crate::core::manifest::Timestamp;
 use crate::core::merkle::empty_root;
 use crate::keyfile::{load_signing_key, write_secret};
 use crate::proto::byline_server::BylineServer;
-use crate::storage::sqlite::SqliteStore;
-use crate::storage::{LogMeta, Store};
+use crate::storage::{redact_url, AnyStore, LogMeta, Store};
 use grpc::{BylineService, Limits};
 use log::{LogSigner, Sequencer, SequencerSettings};
 
@@ -34,7 +33,7 @@ pub const DEV_PUBLISHER: &str = "localhost";
 pub struct ServeConfig {
     /// Where to listen.
     pub listen: SocketAddr,
-    /// `sqlite://PATH` (or, later, `postgres://…`).
+    /// `sqlite://PATH` (embedded) or `postgres://…` (shared by several replicas).
     pub database: String,
     /// The key directory (publisher keys, `log.key`, `trust.toml`).
     pub keys: PathBuf,
@@ -176,13 +175,16 @@ async fn ensure_dev_publisher<S: Store>(store: &S, keys: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Opens the store a URL names.
-pub async fn open_sqlite(url: &str) -> Result<SqliteStore> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("PostgreSQL is not supported by this build yet; use sqlite://PATH");
-    }
-    let store = SqliteStore::open(url).await?;
-    store.migrate().await?;
+/// Opens the store a URL names (`sqlite://PATH` or `postgres://…`) and brings its schema up to
+/// date (idempotent; replicas starting together take turns).
+pub async fn open_store(url: &str) -> Result<AnyStore> {
+    let store = AnyStore::open(url)
+        .await
+        .with_context(|| format!("cannot open the database {}", redact_url(url)))?;
+    store
+        .migrate()
+        .await
+        .with_context(|| format!("cannot migrate the database {}", redact_url(url)))?;
     Ok(store)
 }
 
@@ -193,7 +195,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_bound: impl FnOnce(SocketAddr),
 ) -> Result<()> {
-    let store = open_sqlite(&config.database).await?;
+    let store = open_store(&config.database).await?;
+    tracing::info!(backend = store.backend(), database = %redact_url(&config.database), "opened the store");
     run_with_store(store, config, shutdown, on_bound).await
 }
 

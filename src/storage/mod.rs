@@ -5,8 +5,10 @@
 //! transaction that it holds exclusively (SQLite's write lock, PostgreSQL's advisory lock), so
 //! that several service replicas can share one log with unique, gap-free indices.
 
+pub mod postgres;
 pub mod sqlite;
 
+use std::collections::HashMap;
 use std::future::Future;
 
 use crate::core::manifest::Timestamp;
@@ -25,6 +27,17 @@ pub enum StoreError {
     /// The database URL is not one byline supports.
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
+    /// The database was migrated by a newer byline; this build must not write to it.
+    #[error(
+        "the database schema is version {found}, newer than the {supported} this byline knows; \
+         upgrade byline"
+    )]
+    SchemaTooNew {
+        /// The version recorded in the database.
+        found: i64,
+        /// The newest version this build can migrate to.
+        supported: i64,
+    },
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -229,6 +242,101 @@ pub fn plan_append(state: LogState, pending: Vec<PendingEntry>, now: Timestamp) 
     }
 }
 
+/// A batch sorted by idempotency key: which pending entries become new log entries and which
+/// answer with an entry logged before, so that every backend treats repeats alike. A key the
+/// log already holds (for the same publisher) returns that entry; a key repeated inside the
+/// batch returns the batch's first entry with it. Both are marked `existing`.
+#[derive(Clone, Debug)]
+pub struct BatchSlots {
+    slots: Vec<Slot>,
+}
+
+#[derive(Clone, Debug)]
+enum Slot {
+    /// An entry an earlier batch logged under the same key.
+    Logged(Appended),
+    /// The n-th new entry of this batch.
+    Fresh(usize),
+    /// Repeats the key of the n-th new entry of this batch.
+    RepeatOf(usize),
+}
+
+/// The (publisher, idempotency key) pairs a batch carries: what a backend looks up in the log
+/// before it calls [`BatchSlots::sort`].
+pub fn idempotency_keys(pending: &[PendingEntry]) -> Vec<(String, String)> {
+    pending
+        .iter()
+        .filter_map(|p| Some((p.publisher.clone(), p.idempotency_key.clone()?)))
+        .collect()
+}
+
+impl BatchSlots {
+    /// Sorts `pending`, given the entries the log already holds for some of its keys (as
+    /// `(publisher, key) -> (index, integrated time)`); returns the slots and the entries to
+    /// append, in order.
+    pub fn sort(
+        pending: Vec<PendingEntry>,
+        logged: &HashMap<(String, String), (u64, Timestamp)>,
+    ) -> (BatchSlots, Vec<PendingEntry>) {
+        let mut slots = Vec::with_capacity(pending.len());
+        let mut fresh = Vec::with_capacity(pending.len());
+        let mut first_with_key: HashMap<(String, String), usize> = HashMap::new();
+        for p in pending {
+            if let Some(key) = &p.idempotency_key {
+                let id = (p.publisher.clone(), key.clone());
+                if let Some(&(index, integrated_time)) = logged.get(&id) {
+                    slots.push(Slot::Logged(Appended {
+                        index,
+                        integrated_time,
+                        existing: true,
+                    }));
+                    continue;
+                }
+                if let Some(&first) = first_with_key.get(&id) {
+                    slots.push(Slot::RepeatOf(first));
+                    continue;
+                }
+                first_with_key.insert(id, fresh.len());
+            }
+            slots.push(Slot::Fresh(fresh.len()));
+            fresh.push(p);
+        }
+        (BatchSlots { slots }, fresh)
+    }
+
+    /// The batch's result once `plan` (made from the entries [`BatchSlots::sort`] returned) is
+    /// committed: one [`Appended`] per pending entry, in the order they were given.
+    pub fn finish(self, plan: AppendPlan) -> Result<BatchResult, StoreError> {
+        let row = |n: usize, existing: bool| {
+            plan.rows
+                .get(n)
+                .map(|r| Appended {
+                    index: r.index,
+                    integrated_time: r.integrated_time,
+                    existing,
+                })
+                .ok_or_else(|| StoreError::Corrupt(format!("batch slot {n} has no row")))
+        };
+        let entries = self
+            .slots
+            .into_iter()
+            .map(|slot| match slot {
+                Slot::Logged(a) => Ok(a),
+                Slot::Fresh(n) => row(n, false),
+                Slot::RepeatOf(n) => row(n, true),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut nodes = plan.frontier_before;
+        nodes.extend(plan.nodes);
+        Ok(BatchResult {
+            entries,
+            tree_size: plan.tree_size,
+            root: plan.root,
+            nodes,
+        })
+    }
+}
+
 /// What every backend provides. Methods return `Send` futures so the server can run them on
 /// any task.
 pub trait Store: Clone + Send + Sync + 'static {
@@ -307,6 +415,132 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         sha256: &str,
     ) -> impl Future<Output = Result<Vec<EntryRecord>, StoreError>> + Send;
+}
+
+/// Either backend, chosen by the database URL at run time (`sqlite://…` or `postgres://…`).
+#[derive(Clone, Debug)]
+pub enum AnyStore {
+    /// The embedded SQLite file.
+    Sqlite(sqlite::SqliteStore),
+    /// A shared PostgreSQL database.
+    Postgres(postgres::PostgresStore),
+}
+
+impl AnyStore {
+    /// Opens the store `url` names, without migrating it.
+    pub async fn open(url: &str) -> Result<AnyStore, StoreError> {
+        if postgres::is_postgres_url(url) {
+            Ok(AnyStore::Postgres(
+                postgres::PostgresStore::open(url).await?,
+            ))
+        } else if url.starts_with("sqlite:") {
+            Ok(AnyStore::Sqlite(sqlite::SqliteStore::open(url).await?))
+        } else {
+            Err(StoreError::UnsupportedUrl(redact_url(url)))
+        }
+    }
+
+    /// The backend's name, for logs.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            AnyStore::Sqlite(_) => "sqlite",
+            AnyStore::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// A database URL fit for logs and errors: any password is replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            AnyStore::Sqlite($s) => $call.await,
+            AnyStore::Postgres($s) => $call.await,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.migrate())
+    }
+    async fn log_meta(&self) -> Result<Option<LogMeta>, StoreError> {
+        dispatch!(self, s => s.log_meta())
+    }
+    async fn init_log_meta(&self, meta: &LogMeta) -> Result<(), StoreError> {
+        dispatch!(self, s => s.init_log_meta(meta))
+    }
+    async fn upsert_publisher(&self, domain: &str, name: &str) -> Result<(), StoreError> {
+        dispatch!(self, s => s.upsert_publisher(domain, name))
+    }
+    async fn publishers(&self) -> Result<Vec<(String, String)>, StoreError> {
+        dispatch!(self, s => s.publishers())
+    }
+    async fn insert_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert_token(token))
+    }
+    async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        dispatch!(self, s => s.token(id))
+    }
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        dispatch!(self, s => s.tokens())
+    }
+    async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.revoke_token(id))
+    }
+    async fn append(
+        &self,
+        pending: Vec<PendingEntry>,
+        now: Timestamp,
+    ) -> Result<BatchResult, StoreError> {
+        dispatch!(self, s => s.append(pending, now))
+    }
+    async fn insert_checkpoint(
+        &self,
+        size: u64,
+        root: &Hash,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert_checkpoint(size, root, note))
+    }
+    async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        dispatch!(self, s => s.latest_checkpoint())
+    }
+    async fn log_state(&self) -> Result<LogState, StoreError> {
+        dispatch!(self, s => s.log_state())
+    }
+    async fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+        dispatch!(self, s => s.nodes(ids))
+    }
+    async fn entry(&self, index: u64) -> Result<Option<EntryRecord>, StoreError> {
+        dispatch!(self, s => s.entry(index))
+    }
+    async fn index_by_leaf_hash(&self, hash: &Hash) -> Result<Option<u64>, StoreError> {
+        dispatch!(self, s => s.index_by_leaf_hash(hash))
+    }
+    async fn entries(&self, start: u64, count: u64) -> Result<Vec<EntryRecord>, StoreError> {
+        dispatch!(self, s => s.entries(start, count))
+    }
+    async fn lookup_text(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
+        dispatch!(self, s => s.lookup_text(sha256))
+    }
+    async fn lookup_exact(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
+        dispatch!(self, s => s.lookup_exact(sha256))
+    }
 }
 
 #[cfg(test)]

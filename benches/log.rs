@@ -1,0 +1,1056 @@
+//! Transparency-log benchmarks on SQLite: durable appends (group commit) and inclusion proofs.
+//!
+//! A plain `fn main` (no criterion): every case runs a fixed amount of work once and prints
+//! what it measured. Run with
+//!
+//! ```text
+//! cargo bench --bench log
+//! ```
+//!
+//! Environment knobs (all optional):
+//! - `BYLINE_BENCH_DIR`: where to put the temporary databases (default: the system temp dir).
+//!   Use a real disk, not tmpfs, or the fsync numbers mean nothing.
+//! - `BYLINE_BENCH_QUICK=1`: small counts and small trees, for checking that the bench runs.
+//!
+//! See docs/BENCHMARKS.md for what each number means.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::{Connection, SqliteConnection};
+
+use byline::core::digest::{ArticleDigests, Sha256Digest};
+use byline::core::keys::SigningKey;
+use byline::core::logproof::leaf_bytes;
+use byline::core::manifest::{AiSystem, AuthorshipClass, Human, Publisher, Timestamp};
+use byline::core::merkle::{
+    inclusion_proof_plan, leaf_hash, verify_inclusion, CompactRange, Hash, NodeId,
+};
+use byline::core::sign::{build_statement, sign_statement, Authorship};
+use byline::service::log::{inclusion_proof, LogSigner, Sequencer, SequencerSettings};
+use byline::storage::sqlite::SqliteStore;
+use byline::storage::{EntryKind, PendingEntry, Store};
+
+const PUBLISHER: &str = "news.example";
+const LOG_ORIGIN: &str = "bench.byline.example/log";
+
+/// How much work each case does.
+struct Plan {
+    /// (batch size, entries) for `Store::append`.
+    store_cases: Vec<(usize, usize)>,
+    /// (submitters, entries) for the sequencer.
+    sequencer_cases: Vec<(usize, usize)>,
+    /// Commits for the cost-floor measurements.
+    floor_commits: usize,
+    /// Tree sizes for the proof benchmark.
+    tree_sizes: Vec<u64>,
+    /// Proofs per tree.
+    proofs: usize,
+}
+
+impl Plan {
+    fn full() -> Self {
+        Plan {
+            store_cases: vec![(1, 4_000), (16, 16_000), (256, 20_480)],
+            sequencer_cases: vec![(1, 4_000), (8, 16_000), (64, 20_480)],
+            floor_commits: 4_000,
+            tree_sizes: vec![1_000_000, 10_000_000],
+            proofs: 1_000,
+        }
+    }
+
+    fn quick() -> Self {
+        Plan {
+            store_cases: vec![(1, 200), (16, 800), (256, 2_048)],
+            sequencer_cases: vec![(1, 200), (8, 800), (64, 2_048)],
+            floor_commits: 200,
+            tree_sizes: vec![10_000, 100_000],
+            proofs: 200,
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    let quick = std::env::var("BYLINE_BENCH_QUICK").is_ok_and(|v| v == "1");
+    let plan = if quick { Plan::quick() } else { Plan::full() };
+    let base = match std::env::var_os("BYLINE_BENCH_DIR") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::env::temp_dir(),
+    };
+    std::fs::create_dir_all(&base)?;
+    let dir = tempfile::Builder::new()
+        .prefix("byline-bench-")
+        .tempdir_in(&base)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    print_machine(dir.path(), quick);
+    runtime.block_on(run(&plan, dir.path()))?;
+    println!(
+        "\nTotal bench wall time: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn run(plan: &Plan, dir: &Path) -> Result<()> {
+    // ---- Entries ------------------------------------------------------------------------
+    let most = plan
+        .store_cases
+        .iter()
+        .chain(&plan.sequencer_cases)
+        .map(|c| c.1)
+        .max()
+        .unwrap_or(0);
+    let key = SigningKey::danger_from_seed(&[7; 32]);
+    let t = Instant::now();
+    let entries = make_entries(most, &key)?;
+    let setup = t.elapsed();
+    let sample_payload = entries[0].envelope.payload.len() * 3 / 4;
+    let sample_leaf = leaf_bytes(&entries[0].envelope, &Timestamp::now().to_string()).len();
+    let mean_leaf = entries
+        .iter()
+        .take(1000)
+        .map(|e| leaf_bytes(&e.envelope, "2026-11-28T18:00:00Z").len())
+        .sum::<usize>()
+        / entries.len().min(1000);
+    println!("\n== Test entries ==");
+    println!(
+        "{most} manifests built with build_statement + sign_statement (Ed25519 DSSE) in {:.2} s \
+         (setup only, single-threaded; not the signing benchmark)",
+        setup.as_secs_f64()
+    );
+    println!(
+        "statement payload ~{sample_payload} B, leaf (JCS of envelope + time) ~{sample_leaf} B \
+         (mean of first 1000: {mean_leaf} B); no idempotency keys"
+    );
+
+    // ---- 1. Appends -----------------------------------------------------------------------
+    println!(
+        "\n== 1a. Store::append on SQLite (WAL, synchronous=FULL), fresh database per case =="
+    );
+    println!(
+        "Each batch is one BEGIN IMMEDIATE ... COMMIT transaction; times include the commit fsync."
+    );
+    let mut store_results = Vec::new();
+    for (i, &(batch, total)) in plan.store_cases.iter().enumerate() {
+        let path = dir.join(format!("append-{i}.db"));
+        let r = bench_store_append(&path, &entries[..total], batch).await?;
+        store_results.push(r);
+        remove_db(&path);
+    }
+    println!(
+        "{:>6} {:>8} {:>8} {:>11} {:>10} {:>11} {:>11} {:>12} {:>12} {:>11} {:>11}",
+        "batch",
+        "entries",
+        "batches",
+        "entries/s",
+        "batches/s",
+        "p50 ms/b",
+        "p99 ms/b",
+        "first10% ms",
+        "last10% ms",
+        "stateQ ms",
+        "maxidx ms"
+    );
+    for r in &store_results {
+        println!(
+            "{:>6} {:>8} {:>8} {:>11.0} {:>10.1} {:>11.3} {:>11.3} {:>12.3} {:>12.3} {:>11.3} {:>11.3}",
+            r.batch,
+            r.entries,
+            r.batches,
+            r.entries as f64 / r.elapsed.as_secs_f64(),
+            r.batches as f64 / r.elapsed.as_secs_f64(),
+            ms(r.p50),
+            ms(r.p99),
+            ms(r.first_decile),
+            ms(r.last_decile),
+            ms(r.state_query),
+            ms(r.max_idx_query),
+        );
+    }
+    println!(
+        "  first10%/last10%: mean batch latency over the first and last tenth of the batches \
+         (the log grows during the run)."
+    );
+    println!(
+        "  stateQ: the append's state read `SELECT COALESCE(MAX(idx)+1,0), MAX(integrated_time) \
+         FROM entries` on the final table (median of 21); maxidx: `SELECT MAX(idx) FROM entries` alone."
+    );
+    if let (Some(first), Some(last)) = (store_results.first(), store_results.last()) {
+        println!(
+            "  ratio: batch {} vs batch {}: {:.1}x entries/s",
+            last.batch,
+            first.batch,
+            (last.entries as f64 / last.elapsed.as_secs_f64())
+                / (first.entries as f64 / first.elapsed.as_secs_f64())
+        );
+    }
+
+    println!("\n== Durable-write cost floor (same machine, same directory) ==");
+    let floor = bench_floor(dir, plan.floor_commits).await?;
+    println!(
+        "{:<58} {:>10} {:>10} {:>10}",
+        "pattern", "commits/s", "p50 ms", "p99 ms"
+    );
+    for (name, f) in &floor {
+        println!(
+            "{:<58} {:>10.0} {:>10.3} {:>10.3}",
+            name,
+            f.count as f64 / f.elapsed.as_secs_f64(),
+            ms(f.p50),
+            ms(f.p99)
+        );
+    }
+    if let (Some(first), Some((_, sqlite_floor))) = (store_results.first(), floor.get(1)) {
+        println!(
+            "  ratio: Store::append batch {} reaches {:.0}% of the bare SQLite commit rate",
+            first.batch,
+            100.0 * (first.batches as f64 / first.elapsed.as_secs_f64())
+                / (sqlite_floor.count as f64 / sqlite_floor.elapsed.as_secs_f64())
+        );
+    }
+
+    println!(
+        "\n== 1b. Sequencer (group commit, SequencerSettings::default(): max_batch 256, \
+         max_wait 0, queue 4096), fresh database per case =="
+    );
+    println!(
+        "Each submitter awaits Sequencer::submit in a loop (closed loop). Per batch the sequencer \
+         commits the entries, signs a checkpoint and stores it (a second durable commit)."
+    );
+    let signer = Arc::new(
+        LogSigner::new(SigningKey::danger_from_seed(&[9; 32]), LOG_ORIGIN)
+            .map_err(|e| anyhow!("log signer: {e}"))?,
+    );
+    let mut seq_results = Vec::new();
+    for (i, &(submitters, total)) in plan.sequencer_cases.iter().enumerate() {
+        let path = dir.join(format!("sequencer-{i}.db"));
+        let r = bench_sequencer(&path, &entries[..total], submitters, signer.clone()).await?;
+        seq_results.push(r);
+        remove_db(&path);
+    }
+    println!(
+        "{:>10} {:>8} {:>11} {:>8} {:>11} {:>11} {:>11} {:>11}",
+        "submitters",
+        "entries",
+        "entries/s",
+        "batches",
+        "mean batch",
+        "max batch",
+        "p50 ms",
+        "p99 ms"
+    );
+    for r in &seq_results {
+        println!(
+            "{:>10} {:>8} {:>11.0} {:>8} {:>11.2} {:>11} {:>11.3} {:>11.3}",
+            r.submitters,
+            r.entries,
+            r.entries as f64 / r.elapsed.as_secs_f64(),
+            r.batches,
+            r.entries as f64 / r.batches as f64,
+            r.max_batch,
+            ms(r.p50),
+            ms(r.p99)
+        );
+    }
+    println!(
+        "  batches: from the metrics counters (byline_log_batches_total delta); \
+         max batch: most entries sharing one tree size. p50/p99: per-entry submit() latency."
+    );
+    if let (Some(first), Some(last)) = (seq_results.first(), seq_results.last()) {
+        println!(
+            "  ratio: {} vs {} submitters: {:.1}x entries/s",
+            last.submitters,
+            first.submitters,
+            (last.entries as f64 / last.elapsed.as_secs_f64())
+                / (first.entries as f64 / first.elapsed.as_secs_f64())
+        );
+    }
+
+    // ---- 2. Proofs ------------------------------------------------------------------------
+    println!("\n== 2. Inclusion proofs from SQLite tree_nodes ==");
+    println!(
+        "Trees are built from synthetic leaf hashes leaf_hash(index as 8 big-endian bytes) with \
+         CompactRange::append; the nodes are written with raw sqlx multi-row INSERTs \
+         (1,000 rows per statement, ~100,000 rows per transaction) into the schema migrate() \
+         creates, NOT through Store::append (see docs/BENCHMARKS.md). The entries table stays \
+         empty; proofs only read tree_nodes."
+    );
+    let mut proof_results = Vec::new();
+    for &size in &plan.tree_sizes {
+        let path = dir.join(format!("tree-{size}.db"));
+        let built = build_tree(&path, size).await?;
+        let r = bench_proofs(&path, size, &built, plan.proofs).await?;
+        proof_results.push((built, r));
+        remove_db(&path);
+    }
+    println!(
+        "{:>11} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "leaves",
+        "build s",
+        "nodes M",
+        "db MiB",
+        "rows/proof",
+        "p50 us",
+        "p99 us",
+        "mean us",
+        "us/row",
+        "1stmt p50",
+        "verify p50",
+        "verify p99"
+    );
+    for (b, r) in &proof_results {
+        println!(
+            "{:>11} {:>9.1} {:>9.2} {:>10.1} {:>10.1} {:>9.1} {:>9.1} {:>9.1} {:>9.2} {:>9.1} {:>9.2} {:>9.2}",
+            b.size,
+            b.build.as_secs_f64(),
+            b.nodes as f64 / 1e6,
+            b.db_bytes as f64 / (1024.0 * 1024.0),
+            r.mean_rows,
+            us(r.p50),
+            us(r.p99),
+            us(r.mean),
+            us(r.mean) / r.mean_rows,
+            us(r.one_statement_p50),
+            us(r.verify_p50),
+            us(r.verify_p99)
+        );
+    }
+    for (b, r) in &proof_results {
+        println!(
+            "  {} leaves: build = {:.1} s hashing+inserting ({:.1} s of it in INSERT/COMMIT) + {:.1} s \
+             WAL checkpoint; rows/proof min {} max {}, proof hashes mean {:.1}; \
+             per-statement floor on a raw connection: `SELECT 1` p50 {:.1} us, one point read p50 {:.1} us",
+            b.size,
+            (b.build - b.checkpoint).as_secs_f64(),
+            b.insert.as_secs_f64(),
+            b.checkpoint.as_secs_f64(),
+            r.min_rows,
+            r.max_rows,
+            r.mean_proof_len,
+            us(r.select1_p50),
+            us(r.point_read_p50)
+        );
+    }
+    println!(
+        "  p50/p99/mean: byline::service::log::inclusion_proof(&store, index, size) over {} random \
+         indices, warm OS page cache (the tree was just written), one call at a time. \
+         rows/proof: inclusion_proof_plan(...).ids().len(), one SELECT each. \
+         1stmt: the same rows fetched in ONE statement (row-value IN list), for comparison only. \
+         verify: verify_inclusion CPU time per proof.",
+        plan.proofs
+    );
+    if let [(b1, r1), .., (b2, r2)] = proof_results.as_slice() {
+        println!(
+            "  ratio: {} vs {} leaves: proof p50 {:.2}x, rows/proof {:.2}x, database size {:.1}x",
+            b2.size,
+            b1.size,
+            us(r2.p50) / us(r1.p50),
+            r2.mean_rows / r1.mean_rows,
+            b2.db_bytes as f64 / b1.db_bytes as f64
+        );
+    }
+    if let Some((b, r)) = proof_results.last() {
+        println!(
+            "  ratio: at {} leaves, reading a proof (p50) costs {:.0}x verifying it (p50)",
+            b.size,
+            us(r.p50) / us(r.verify_p50)
+        );
+    }
+    Ok(())
+}
+
+// ---- Helpers --------------------------------------------------------------------------------
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// The value at quantile `q` of a sorted slice (nearest rank).
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn mean(v: &[Duration]) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v.iter().sum::<Duration>() / v.len() as u32
+}
+
+/// SplitMix64, so that the bench needs no `rand` dependency and indices repeat across runs.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+/// Connect options equal to `SqliteStore::open`'s, for raw connections.
+fn raw_options(path: &Path) -> Result<SqliteConnectOptions> {
+    Ok(SqliteConnectOptions::from_str(&sqlite_url(path))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true))
+}
+
+fn db_bytes(path: &Path) -> u64 {
+    ["", "-wal", "-shm"]
+        .iter()
+        .filter_map(|suffix| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            std::fs::metadata(p).ok().map(|m| m.len())
+        })
+        .sum()
+}
+
+fn remove_db(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+fn print_machine(dir: &Path, quick: bool) {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split(':').nth(1))
+        })
+        .map(str::trim)
+        .unwrap_or("unknown");
+    let sha_ni = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("flags"))
+        .is_some_and(|l| l.split_whitespace().any(|f| f == "sha_ni"));
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:").map(|r| r.trim().to_string()))
+        .unwrap_or_else(|| "unknown".into());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    // The mount holding the databases: longest mount point that prefixes the directory.
+    let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let mount = mounts
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() >= 3 && canonical.starts_with(f[1]))
+                .then(|| (f[1].len(), format!("{} on {} ({})", f[0], f[1], f[2])))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, m)| m)
+        .unwrap_or_else(|| "unknown".into());
+    println!(
+        "byline log benchmarks{}",
+        if quick {
+            " (QUICK mode: small counts)"
+        } else {
+            ""
+        }
+    );
+    println!("== Machine ==");
+    println!("nproc            {nproc}");
+    println!(
+        "CPU              {model} (sha_ni: {})",
+        if sha_ni { "yes" } else { "no" }
+    );
+    println!("memory           {mem}");
+    println!("kernel           {}", kernel.trim());
+    println!("load at start    {}", load.trim());
+    println!("database dir     {} on {mount}", canonical.display());
+    println!(
+        "SQLite           {} (bundled by libsqlite3-sys), journal_mode=WAL, synchronous=FULL",
+        sqlite_version()
+    );
+    println!("tokio            multi-thread runtime, {nproc} workers");
+}
+
+fn sqlite_version() -> String {
+    // Asked from a throwaway in-memory connection so the banner shows what actually runs.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let Ok(rt) = rt else { return "unknown".into() };
+    rt.block_on(async {
+        let mut conn = SqliteConnection::connect("sqlite::memory:").await.ok()?;
+        sqlx::query_scalar::<_, String>("SELECT sqlite_version()")
+            .fetch_one(&mut conn)
+            .await
+            .ok()
+    })
+    .unwrap_or_else(|| "unknown".into())
+}
+
+/// Realistic entries: a full authorship statement per article (8 paragraph digests, AI system,
+/// two people, title), signed into a DSSE envelope, as `Sign` builds them.
+fn make_entries(n: usize, key: &SigningKey) -> Result<Vec<PendingEntry>> {
+    let signed_at = Timestamp::now();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let authorship = Authorship {
+            subject_name: format!(
+                "https://{PUBLISHER}/2026/11/28/river-rises-bridge-closed-{i:08}"
+            ),
+            byline: "By Ana Example and an AI assistant".into(),
+            authorship: AuthorshipClass::AiAssisted,
+            ai_systems: vec![AiSystem {
+                name: "example-model".into(),
+                version: Some("2026-10".into()),
+                provider: Some("Example AI Labs".into()),
+            }],
+            humans: vec![
+                Human {
+                    name: "Ana Example".into(),
+                    role: "author".into(),
+                },
+                Human {
+                    name: "Ben Editor".into(),
+                    role: "editor".into(),
+                },
+            ],
+            publisher: Publisher {
+                name: "News Example Daily".into(),
+                domain: PUBLISHER.into(),
+            },
+            title: Some(format!(
+                "Storm closes the old river bridge for the night ({i})"
+            )),
+            language: Some("en".into()),
+            published_at: Some(signed_at),
+            segments: None,
+            editorial_responsibility: None,
+            supersedes: None,
+        };
+        let digests = ArticleDigests {
+            text: Sha256Digest::of(format!("text {i}").as_bytes()),
+            exact: Sha256Digest::of(format!("exact {i}").as_bytes()),
+        };
+        let paragraphs = (0..8)
+            .map(|p| Sha256Digest::of(format!("paragraph {i}/{p}").as_bytes()))
+            .collect();
+        let statement = build_statement(&authorship, digests, Some(paragraphs), signed_at)
+            .map_err(|e| anyhow!("statement {i}: {e}"))?;
+        let payload = statement
+            .to_payload()
+            .map_err(|e| anyhow!("payload {i}: {e}"))?;
+        let envelope = sign_statement(&statement, key).map_err(|e| anyhow!("sign {i}: {e}"))?;
+        out.push(PendingEntry {
+            kind: EntryKind::Manifest,
+            envelope,
+            publisher: PUBLISHER.into(),
+            text_sha256: Some(digests.text.to_hex()),
+            exact_sha256: Some(digests.exact.to_hex()),
+            statement_sha256: Sha256Digest::of(&payload).to_hex(),
+            idempotency_key: None,
+        });
+    }
+    Ok(out)
+}
+
+// ---- 1a. Store::append ----------------------------------------------------------------------
+
+struct StoreAppendResult {
+    batch: usize,
+    entries: usize,
+    batches: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+    first_decile: Duration,
+    last_decile: Duration,
+    state_query: Duration,
+    max_idx_query: Duration,
+}
+
+async fn bench_store_append(
+    path: &Path,
+    entries: &[PendingEntry],
+    batch: usize,
+) -> Result<StoreAppendResult> {
+    let store = SqliteStore::open(&sqlite_url(path)).await?;
+    store.migrate().await?;
+    // Clone outside the timed loop.
+    let batches: Vec<Vec<PendingEntry>> = entries.chunks(batch).map(|c| c.to_vec()).collect();
+    let mut lat = Vec::with_capacity(batches.len());
+    let started = Instant::now();
+    for b in batches {
+        let t = Instant::now();
+        store.append(b, Timestamp::now()).await?;
+        lat.push(t.elapsed());
+    }
+    let elapsed = started.elapsed();
+    let size = store.log_state().await?.range.size();
+    if size != entries.len() as u64 {
+        return Err(anyhow!(
+            "log has {size} entries, expected {}",
+            entries.len()
+        ));
+    }
+    let tenth = (lat.len() / 10).max(1);
+    let first_decile = mean(&lat[..tenth]);
+    let last_decile = mean(&lat[lat.len() - tenth..]);
+    let n = lat.len();
+    lat.sort_unstable();
+
+    // Diagnostic: what the state read costs on the final table.
+    let mut conn = SqliteConnection::connect_with(&raw_options(path)?).await?;
+    let state_query = median_query_time(
+        &mut conn,
+        "SELECT COALESCE(MAX(idx) + 1, 0) AS size, MAX(integrated_time) AS last FROM entries",
+    )
+    .await?;
+    let max_idx_query = median_query_time(&mut conn, "SELECT MAX(idx) FROM entries").await?;
+    conn.close().await?;
+    drop(store);
+
+    Ok(StoreAppendResult {
+        batch,
+        entries: entries.len(),
+        batches: n,
+        elapsed,
+        p50: quantile(&lat, 0.5),
+        p99: quantile(&lat, 0.99),
+        first_decile,
+        last_decile,
+        state_query,
+        max_idx_query,
+    })
+}
+
+async fn median_query_time(conn: &mut SqliteConnection, sql: &str) -> Result<Duration> {
+    let mut times = Vec::with_capacity(21);
+    for _ in 0..21 {
+        let t = Instant::now();
+        sqlx::query(sql).fetch_one(&mut *conn).await?;
+        times.push(t.elapsed());
+    }
+    times.sort_unstable();
+    Ok(quantile(&times, 0.5))
+}
+
+// ---- Cost floor -----------------------------------------------------------------------------
+
+struct Floor {
+    count: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn floor_of(mut lat: Vec<Duration>, elapsed: Duration) -> Floor {
+    let count = lat.len();
+    lat.sort_unstable();
+    Floor {
+        count,
+        elapsed,
+        p50: quantile(&lat, 0.5),
+        p99: quantile(&lat, 0.99),
+    }
+}
+
+async fn bench_floor(dir: &Path, commits: usize) -> Result<Vec<(String, Floor)>> {
+    let mut out = Vec::new();
+
+    // The device: append 4 KiB and fdatasync, the least a durable commit can cost.
+    {
+        use std::io::Write;
+        let path = dir.join("fsync-floor.bin");
+        let mut file = std::fs::File::create(&path)?;
+        let block = vec![0x5a_u8; 4096];
+        let mut lat = Vec::with_capacity(commits);
+        let started = Instant::now();
+        for _ in 0..commits {
+            let t = Instant::now();
+            file.write_all(&block)?;
+            file.sync_data()?;
+            lat.push(t.elapsed());
+        }
+        let elapsed = started.elapsed();
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        out.push((
+            "write 4 KiB + fdatasync (raw file)".to_string(),
+            floor_of(lat, elapsed),
+        ));
+    }
+
+    // SQLite with the store's settings: one 2 KB row per BEGIN IMMEDIATE ... COMMIT.
+    {
+        let path = dir.join("sqlite-floor.db");
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(raw_options(&path)?)
+            .await?;
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB NOT NULL)")
+            .execute(&pool)
+            .await?;
+        let blob = vec![0xa5_u8; 2048];
+        let mut lat = Vec::with_capacity(commits);
+        let started = Instant::now();
+        for i in 0..commits {
+            let t = Instant::now();
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            sqlx::query("INSERT INTO t (id, b) VALUES (?, ?)")
+                .bind(i as i64)
+                .bind(&blob)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            lat.push(t.elapsed());
+        }
+        let elapsed = started.elapsed();
+        pool.close().await;
+        remove_db(&path);
+        out.push((
+            "SQLite WAL+FULL: 1 x 2 KB row per transaction (sqlx pool)".to_string(),
+            floor_of(lat, elapsed),
+        ));
+    }
+    Ok(out)
+}
+
+// ---- 1b. Sequencer --------------------------------------------------------------------------
+
+struct SequencerResult {
+    submitters: usize,
+    entries: usize,
+    elapsed: Duration,
+    batches: u64,
+    max_batch: usize,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// The batch counters from the metrics registry (process-wide).
+fn batch_counters() -> (u64, u64) {
+    let text = byline::service::metrics::render();
+    let read = |name: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|r| r.trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
+    (
+        read("byline_log_batches_total "),
+        read("byline_log_batch_entries_total "),
+    )
+}
+
+async fn bench_sequencer(
+    path: &Path,
+    entries: &[PendingEntry],
+    submitters: usize,
+    signer: Arc<LogSigner>,
+) -> Result<SequencerResult> {
+    let store = SqliteStore::open(&sqlite_url(path)).await?;
+    store.migrate().await?;
+    let sequencer = Sequencer::start(store.clone(), signer, SequencerSettings::default());
+    // Warm-up outside the measurement is deliberately skipped: each case starts from an empty
+    // log, like 1a. Work is split evenly; leftovers go to the first submitters.
+    let per = entries.len() / submitters;
+    let extra = entries.len() % submitters;
+    let mut shares = Vec::with_capacity(submitters);
+    let mut start = 0;
+    for k in 0..submitters {
+        let len = per + usize::from(k < extra);
+        shares.push(entries[start..start + len].to_vec());
+        start += len;
+    }
+    let (batches_before, entries_before) = batch_counters();
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(submitters);
+    for share in shares {
+        let sequencer = sequencer.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(share.len());
+            let mut sizes = Vec::with_capacity(share.len());
+            for e in share {
+                let t = Instant::now();
+                let logged = sequencer.submit(e).await.map_err(|e| anyhow!("{e}"))?;
+                lat.push(t.elapsed());
+                sizes.push(logged.log_entry.inclusion_proof.tree_size);
+            }
+            Ok::<_, anyhow::Error>((lat, sizes))
+        }));
+    }
+    let mut lat = Vec::with_capacity(entries.len());
+    let mut per_size: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    for task in tasks {
+        let (l, sizes) = task.await.context("submitter panicked")??;
+        lat.extend(l);
+        for s in sizes {
+            *per_size.entry(s).or_default() += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    let (batches_after, entries_after) = batch_counters();
+    drop(sequencer);
+    let batches = batches_after - batches_before;
+    if entries_after - entries_before != entries.len() as u64 || batches != per_size.len() as u64 {
+        return Err(anyhow!(
+            "metrics disagree with counting: {} entries in {batches} batches by the metrics, \
+             {} batches by tree size",
+            entries_after - entries_before,
+            per_size.len()
+        ));
+    }
+    lat.sort_unstable();
+    Ok(SequencerResult {
+        submitters,
+        entries: entries.len(),
+        elapsed,
+        batches,
+        max_batch: per_size.values().copied().max().unwrap_or(0),
+        p50: quantile(&lat, 0.5),
+        p99: quantile(&lat, 0.99),
+    })
+}
+
+// ---- 2. Proofs ------------------------------------------------------------------------------
+
+struct BuiltTree {
+    size: u64,
+    root: Hash,
+    nodes: u64,
+    build: Duration,
+    insert: Duration,
+    checkpoint: Duration,
+    db_bytes: u64,
+}
+
+const ROWS_PER_STATEMENT: usize = 1_000;
+const ROWS_PER_TRANSACTION: usize = 100_000;
+
+async fn build_tree(path: &Path, size: u64) -> Result<BuiltTree> {
+    // The schema exactly as the service creates it.
+    let store = SqliteStore::open(&sqlite_url(path)).await?;
+    store.migrate().await?;
+    drop(store);
+
+    let mut conn = SqliteConnection::connect_with(&raw_options(path)?).await?;
+    let started = Instant::now();
+    let mut insert = Duration::ZERO;
+    let mut range = CompactRange::new();
+    let mut buf: Vec<(NodeId, Hash)> = Vec::with_capacity(ROWS_PER_TRANSACTION + 64);
+    let mut nodes = 0u64;
+    for i in 0..size {
+        buf.extend(range.append(leaf_hash(&i.to_be_bytes())));
+        if buf.len() >= ROWS_PER_TRANSACTION {
+            nodes += buf.len() as u64;
+            insert += write_nodes(&mut conn, &mut buf).await?;
+        }
+    }
+    nodes += buf.len() as u64;
+    insert += write_nodes(&mut conn, &mut buf).await?;
+    let t = Instant::now();
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut conn)
+        .await?;
+    let checkpoint = t.elapsed();
+    let build = started.elapsed();
+    conn.close().await?;
+    Ok(BuiltTree {
+        size,
+        root: range.root(),
+        nodes,
+        build,
+        insert,
+        checkpoint,
+        db_bytes: db_bytes(path),
+    })
+}
+
+/// Writes and clears `buf` in one transaction, sorted by key so each level appends at its end.
+async fn write_nodes(
+    conn: &mut SqliteConnection,
+    buf: &mut Vec<(NodeId, Hash)>,
+) -> Result<Duration> {
+    let t = Instant::now();
+    buf.sort_unstable_by_key(|(id, _)| (id.level, id.index));
+    let mut tx = conn.begin().await?;
+    for chunk in buf.chunks(ROWS_PER_STATEMENT) {
+        let mut qb =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO tree_nodes (level, idx, hash) ");
+        qb.push_values(chunk, |mut row, (id, hash)| {
+            row.push_bind(i64::from(id.level))
+                .push_bind(id.index as i64)
+                .push_bind(hash.to_vec());
+        });
+        qb.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    buf.clear();
+    Ok(t.elapsed())
+}
+
+struct ProofResult {
+    p50: Duration,
+    p99: Duration,
+    mean: Duration,
+    mean_rows: f64,
+    min_rows: usize,
+    max_rows: usize,
+    mean_proof_len: f64,
+    verify_p50: Duration,
+    verify_p99: Duration,
+    one_statement_p50: Duration,
+    select1_p50: Duration,
+    point_read_p50: Duration,
+}
+
+async fn bench_proofs(
+    path: &Path,
+    size: u64,
+    built: &BuiltTree,
+    count: usize,
+) -> Result<ProofResult> {
+    // A fresh store, as the service would open it.
+    let store = SqliteStore::open(&sqlite_url(path)).await?;
+    let mut rng = SplitMix(0x6279_6c69_6e65 ^ size);
+    let indices: Vec<u64> = (0..count).map(|_| rng.next() % size).collect();
+
+    // Warm-up: open pool connections, prepare the statement.
+    for &i in indices.iter().take(20) {
+        inclusion_proof(&store, i, size)
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+    }
+
+    let mut lat = Vec::with_capacity(count);
+    let mut proofs = Vec::with_capacity(count);
+    let mut rows = Vec::with_capacity(count);
+    for &i in &indices {
+        let t = Instant::now();
+        let proof = inclusion_proof(&store, i, size)
+            .await
+            .map_err(|e| anyhow!("proof for {i}: {e}"))?;
+        lat.push(t.elapsed());
+        rows.push(inclusion_proof_plan(i, size)?.ids().len());
+        proofs.push(proof);
+    }
+    let mean_lat = mean(&lat);
+    lat.sort_unstable();
+
+    // Verification: pure CPU, 5 passes over the proofs.
+    let leaves: Vec<Hash> = indices
+        .iter()
+        .map(|i| leaf_hash(&i.to_be_bytes()))
+        .collect();
+    let mut vlat = Vec::with_capacity(count * 5);
+    for _ in 0..5 {
+        for ((&i, proof), leaf) in indices.iter().zip(&proofs).zip(&leaves) {
+            let t = Instant::now();
+            let ok = verify_inclusion(i, size, leaf, proof, &built.root);
+            vlat.push(t.elapsed());
+            ok.map_err(|e| anyhow!("proof for {i} does not verify: {e}"))?;
+        }
+    }
+    vlat.sort_unstable();
+
+    // Diagnostics on a raw connection with the same options: per-statement overhead, one point
+    // read, and the whole plan in one statement.
+    let mut conn = SqliteConnection::connect_with(&raw_options(path)?).await?;
+    let mut s1 = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let t = Instant::now();
+        sqlx::query("SELECT 1").fetch_one(&mut conn).await?;
+        s1.push(t.elapsed());
+    }
+    s1.sort_unstable();
+    let mut point = Vec::new();
+    for &i in indices.iter().take(200) {
+        for id in inclusion_proof_plan(i, size)?.ids() {
+            let t = Instant::now();
+            let _: Vec<u8> =
+                sqlx::query_scalar("SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?")
+                    .bind(i64::from(id.level))
+                    .bind(id.index as i64)
+                    .fetch_one(&mut conn)
+                    .await?;
+            point.push(t.elapsed());
+        }
+    }
+    point.sort_unstable();
+    let mut one = Vec::with_capacity(count);
+    for &i in &indices {
+        let plan = inclusion_proof_plan(i, size)?;
+        let ids = plan.ids();
+        if ids.is_empty() {
+            continue;
+        }
+        let t = Instant::now();
+        let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT level, idx, hash FROM tree_nodes WHERE (level, idx) IN (VALUES ",
+        );
+        let mut sep = qb.separated(", ");
+        for id in ids {
+            sep.push("(")
+                .push_bind_unseparated(i64::from(id.level))
+                .push_unseparated(", ")
+                .push_bind_unseparated(id.index as i64)
+                .push_unseparated(")");
+        }
+        qb.push(")");
+        let got = qb.build().fetch_all(&mut conn).await?;
+        one.push(t.elapsed());
+        if got.len() != ids.len() {
+            return Err(anyhow!(
+                "one-statement read got {} of {} rows",
+                got.len(),
+                ids.len()
+            ));
+        }
+    }
+    one.sort_unstable();
+    conn.close().await?;
+
+    Ok(ProofResult {
+        p50: quantile(&lat, 0.5),
+        p99: quantile(&lat, 0.99),
+        mean: mean_lat,
+        mean_rows: rows.iter().sum::<usize>() as f64 / rows.len() as f64,
+        min_rows: rows.iter().copied().min().unwrap_or(0),
+        max_rows: rows.iter().copied().max().unwrap_or(0),
+        mean_proof_len: proofs.iter().map(Vec::len).sum::<usize>() as f64 / proofs.len() as f64,
+        verify_p50: quantile(&vlat, 0.5),
+        verify_p99: quantile(&vlat, 0.99),
+        one_statement_p50: quantile(&one, 0.5),
+        select1_p50: quantile(&s1, 0.5),
+        point_read_p50: quantile(&point, 0.5),
+    })
+}

@@ -40,6 +40,9 @@ pub enum ManifestError {
         /// What byline accepts.
         expected: &'static str,
     },
+    /// A byline or name field that could pass for something else (see `core::hygiene`).
+    #[error(transparent)]
+    Hygiene(#[from] crate::core::hygiene::HygieneError),
     /// A field is present and well-typed but its value breaks a rule of the predicate.
     #[error("invalid field {field}: {reason}")]
     InvalidField {
@@ -502,6 +505,32 @@ impl AuthorshipPredicate {
             if let Some(url) = &e.policy_url {
                 check_url("predicate.editorialResponsibility.policyUrl", url)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Runs the metadata hygiene checks over the byline and every name field; the first
+    /// problem is returned. Signing refuses on it; verification reports it as a warning.
+    pub fn hygiene(&self, reserved: &[&str]) -> Result<(), crate::core::hygiene::HygieneError> {
+        use crate::core::hygiene::{check_byline, check_name};
+        check_byline("byline", &self.byline, reserved)?;
+        for (i, ai) in self.ai_systems.iter().enumerate() {
+            check_name(&format!("aiSystems[{i}].name"), &ai.name)?;
+            if let Some(v) = &ai.version {
+                check_name(&format!("aiSystems[{i}].version"), v)?;
+            }
+            if let Some(v) = &ai.provider {
+                check_name(&format!("aiSystems[{i}].provider"), v)?;
+            }
+        }
+        for (i, h) in self.humans.iter().enumerate() {
+            check_name(&format!("humans[{i}].name"), &h.name)?;
+            check_name(&format!("humans[{i}].role"), &h.role)?;
+        }
+        check_name("publisher.name", &self.publisher.name)?;
+        if let Some(e) = &self.editorial_responsibility {
+            check_name("editorialResponsibility.name", &e.name)?;
+            check_name("editorialResponsibility.role", &e.role)?;
         }
         Ok(())
     }

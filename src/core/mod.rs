@@ -10,6 +10,7 @@ pub mod constants;
 pub mod digest;
 pub mod dsse;
 pub mod embed;
+pub mod hygiene;
 pub mod keys;
 pub mod logproof;
 pub mod manifest;

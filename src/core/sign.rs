@@ -192,6 +192,9 @@ pub fn build_statement(
     }
     let statement = AuthorshipStatement::new(&authorship.subject_name, predicate);
     statement.validate()?;
+    statement
+        .predicate
+        .hygiene(crate::core::hygiene::DEFAULT_RESERVED_BYLINES)?;
     Ok(statement)
 }
 

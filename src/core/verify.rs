@@ -319,6 +319,9 @@ pub fn verify_bundle(
     };
     verdict.statement = Some(statement.clone());
     let predicate = &statement.predicate;
+    if let Err(e) = predicate.hygiene(crate::core::hygiene::DEFAULT_RESERVED_BYLINES) {
+        verdict.warnings.push(format!("suspicious metadata: {e}"));
+    }
     // One key may be trusted for several publishers: take the entry for the one the statement
     // names, if there is such an entry for this key.
     if let Some(better) = candidates

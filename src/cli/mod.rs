@@ -3,6 +3,7 @@
 //! Exit codes: 0 verified (or the command succeeded), 1 not verified (tampered, wrong key,
 //! revoked, untrusted, missing or malformed manifest), 2 usage or I/O error.
 
+pub mod bench;
 pub mod check;
 pub mod files;
 pub mod remote;
@@ -77,6 +78,15 @@ enum Command {
     /// Read the transparency log of a server.
     #[command(subcommand)]
     Log(server_cmds::LogCommand),
+    /// Measure a server: a load generator with the raw rate of the same work for comparison.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Drive Sign or SignStream and report throughput, latency and the ratio to the raw rate.
+    Sign(bench::BenchSignArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -280,6 +290,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Migrate(a) => server_cmds::migrate(a),
         Command::Trust(TrustCommand::Add(a)) => server_cmds::trust_add(a),
         Command::Log(c) => server_cmds::log(c),
+        Command::Bench(BenchCommand::Sign(a)) => bench::bench_sign(a),
     }
 }
 

@@ -141,11 +141,13 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 pub fn serve(args: ServeArgs) -> Result<u8> {
     let config = resolve(args)?;
     init_tracing();
-    runtime()?.block_on(crate::service::serve(
-        config,
-        crate::service::shutdown_signal(),
-        |addr| eprintln!("byline: listening on {addr}"),
-    ))?;
+    runtime()?.block_on(async {
+        let shutdown = crate::service::shutdown_signal()?;
+        crate::service::serve(config, shutdown, |addr| {
+            eprintln!("byline: listening on {addr}")
+        })
+        .await
+    })?;
     Ok(EXIT_OK)
 }
 

@@ -206,6 +206,23 @@ async fn run_with_store<S: Store>(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_bound: impl FnOnce(SocketAddr),
 ) -> Result<()> {
+    // TLS settings are checked before anything is created, so a bad setup changes nothing.
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .tcp_nodelay(true);
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let cert =
+                std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+            let key =
+                std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
+            builder = builder
+                .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+                .context("invalid TLS certificate or key")?;
+        }
+        (None, None) => {}
+        _ => bail!("TLS needs both --tls-cert and --tls-key"),
+    }
     let signer = Arc::new(bind_log(&store, &config.keys, &config.log_origin).await?);
     catch_up_checkpoint(&store, &signer).await?;
     ensure_dev_publisher(&store, &config.keys).await?;
@@ -240,22 +257,6 @@ async fn run_with_store<S: Store>(
         tokio::spawn(metrics::serve(listener));
     }
 
-    let mut builder = Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .tcp_nodelay(true);
-    match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => {
-            let cert =
-                std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
-            let key =
-                std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
-            builder = builder
-                .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
-                .context("invalid TLS certificate or key")?;
-        }
-        (None, None) => {}
-        _ => bail!("TLS needs both --tls-cert and --tls-key"),
-    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -274,25 +275,28 @@ async fn run_with_store<S: Store>(
     Ok(())
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers SIGTERM and SIGINT handlers now (so a signal that arrives during start-up is not
+/// lost to the default action) and returns a future that resolves on either. Must be called
+/// inside the runtime.
+pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+            tracing::info!("shutdown requested; draining in-flight calls");
+        })
     }
-    tracing::info!("shutdown requested; draining in-flight calls");
+    #[cfg(not(unix))]
+    {
+        Ok(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutdown requested; draining in-flight calls");
+        })
+    }
 }

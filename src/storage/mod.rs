@@ -564,6 +564,62 @@ mod tests {
         }
     }
 
+    fn keyed(n: u8, publisher: &str, key: &str) -> PendingEntry {
+        PendingEntry {
+            publisher: publisher.into(),
+            idempotency_key: Some(key.into()),
+            ..pending(n)
+        }
+    }
+
+    #[test]
+    fn batch_slots_answer_repeats_with_the_first_entry() {
+        let then: Timestamp = "2026-11-28T17:00:00Z".parse().unwrap();
+        let now: Timestamp = "2026-11-28T18:00:00Z".parse().unwrap();
+        let logged = HashMap::from([(("news.example".to_string(), "old".to_string()), (7, then))]);
+        let batch = vec![
+            keyed(1, "news.example", "a"),
+            keyed(2, "news.example", "old"),
+            keyed(3, "news.example", "a"),
+            keyed(4, "other.example", "a"),
+            pending(5),
+        ];
+        let (slots, fresh) = BatchSlots::sort(batch, &logged);
+        assert_eq!(fresh.len(), 3);
+        let state = LogState {
+            range: CompactRange::new(),
+            last_time: None,
+        };
+        let result = slots.finish(plan_append(state, fresh, now)).unwrap();
+        let got: Vec<(u64, bool)> = result
+            .entries
+            .iter()
+            .map(|e| (e.index, e.existing))
+            .collect();
+        assert_eq!(
+            got,
+            vec![(0, false), (7, true), (0, true), (1, false), (2, false)]
+        );
+        assert_eq!(result.entries[1].integrated_time, then);
+        assert_eq!(result.tree_size, 3);
+    }
+
+    #[test]
+    fn redacted_urls_hide_only_the_password() {
+        assert_eq!(
+            redact_url("postgres://byline:s3cret@db.internal:5432/byline?sslmode=require"),
+            "postgres://byline:***@db.internal:5432/byline?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://byline@db/byline"),
+            "postgres://byline@db/byline"
+        );
+        assert_eq!(
+            redact_url("sqlite://data/byline.db"),
+            "sqlite://data/byline.db"
+        );
+    }
+
     #[test]
     fn time_never_decreases_and_indices_follow_the_tree() {
         let later: Timestamp = "2026-11-28T18:00:00Z".parse().unwrap();

@@ -1,0 +1,430 @@
+//! `byline bench sign`: a load generator any user can run against a server. It drives `Sign`
+//! or `SignStream` with realistic articles over several HTTP/2 connections and prints the
+//! request rate, latency percentiles, the server's CPU and memory (when its pid is given), and,
+//! measured in the same run, the raw single-thread rate of the same cryptographic work, with
+//! the ratio of the two.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, ValueEnum};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::core::canonical::MediaType;
+use crate::core::keys::SigningKey;
+use crate::core::manifest::{AiSystem, AuthorshipClass, Publisher, Timestamp};
+use crate::core::sign::{build_statement, prepare_article, sign_statement, Authorship};
+use crate::proto as pb;
+
+use super::EXIT_OK;
+
+/// What the server is asked to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// The client sends digests; the server builds, signs and logs the statement.
+    Digest,
+    /// The client sends the article; the server canonicalizes it too.
+    Content,
+}
+
+/// `byline bench sign` arguments.
+#[derive(Args, Debug)]
+pub struct BenchSignArgs {
+    /// The server (token from BYLINE_TOKEN).
+    #[arg(long)]
+    server: String,
+    /// Requests in flight at once (unary) or per stream window (stream).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// HTTP/2 connections to spread the load over.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Seconds of measured load (after a one-second warm-up).
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Digest mode or content mode.
+    #[arg(long, value_enum, default_value_t = Mode::Digest)]
+    mode: Mode,
+    /// Use SignStream (one stream per connection) instead of unary Sign.
+    #[arg(long)]
+    stream: bool,
+    /// The server's process id, to report its CPU time and resident memory.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// The publisher to sign as (the token's).
+    #[arg(long, default_value = "localhost")]
+    publisher: String,
+}
+
+fn article(n: usize) -> String {
+    let mut s = format!("# Council budget update {n}\n\n");
+    for p in 0..6 {
+        s.push_str(&format!(
+            "Paragraph {p} of report {n}: the finance committee reviewed the quarterly figures, \
+             noted a rise in maintenance costs for the harbour and the library, and asked the \
+             treasurer to publish a revised forecast before the next full council meeting. \
+             Residents may comment in writing until the end of the month.\n\n"
+        ));
+    }
+    s
+}
+
+fn authorship(publisher: &str, n: usize) -> pb::Authorship {
+    pb::Authorship {
+        subject: format!("https://{publisher}/bench/{n}"),
+        byline: "By AI".into(),
+        authorship: pb::AuthorshipClass::AiGenerated as i32,
+        ai_systems: vec![pb::AiSystem {
+            name: "bench-model".into(),
+            version: "1".into(),
+            provider: String::new(),
+        }],
+        humans: vec![],
+        publisher_domain: publisher.to_string(),
+        publisher_name: String::new(),
+        title: String::new(),
+        language: "en".into(),
+        published_at: None,
+    }
+}
+
+struct Workload {
+    requests: Vec<pb::SignRequest>,
+}
+
+impl Workload {
+    fn new(mode: Mode, publisher: &str, count: usize) -> Result<Self> {
+        let mut requests = Vec::with_capacity(count);
+        for n in 0..count {
+            let text = article(n);
+            let article = match mode {
+                Mode::Content => pb::sign_request::Article::Content(pb::Article {
+                    content: text.into_bytes(),
+                    media_type: "text/markdown".into(),
+                }),
+                Mode::Digest => {
+                    let p = prepare_article(text.as_bytes(), MediaType::Markdown, 1 << 22)?;
+                    pb::sign_request::Article::Digests(pb::Digests {
+                        text_sha256: p.digests.text.to_hex(),
+                        exact_sha256: p.digests.exact.to_hex(),
+                    })
+                }
+            };
+            requests.push(pb::SignRequest {
+                article: Some(article),
+                authorship: Some(authorship(publisher, n)),
+                idempotency_key: String::new(),
+                request_id: n as u64,
+            });
+        }
+        Ok(Workload { requests })
+    }
+
+    fn get(&self, i: usize) -> pb::SignRequest {
+        let mut r = self.requests[i % self.requests.len()].clone();
+        r.request_id = i as u64;
+        r
+    }
+}
+
+/// The single-thread rate of the same work: SHA-256 of the article, building the statement,
+/// and the Ed25519 signature, in requests per second.
+pub fn raw_rate(duration: Duration) -> Result<f64> {
+    let key = SigningKey::generate();
+    let texts: Vec<String> = (0..64).map(article).collect();
+    let started = Instant::now();
+    let mut done = 0usize;
+    while started.elapsed() < duration {
+        for (n, text) in texts.iter().enumerate() {
+            let digest = crate::core::digest::Sha256Digest::of(text.as_bytes());
+            let a = Authorship {
+                subject_name: format!("https://localhost/bench/{n}"),
+                byline: "By AI".into(),
+                authorship: AuthorshipClass::AiGenerated,
+                ai_systems: vec![AiSystem {
+                    name: "bench-model".into(),
+                    version: Some("1".into()),
+                    provider: None,
+                }],
+                humans: vec![],
+                publisher: Publisher {
+                    name: "localhost".into(),
+                    domain: "localhost".into(),
+                },
+                title: None,
+                language: Some("en".into()),
+                published_at: None,
+                segments: None,
+                editorial_responsibility: None,
+                supersedes: None,
+            };
+            let digests = crate::core::digest::ArticleDigests {
+                text: digest,
+                exact: digest,
+            };
+            let st = build_statement(&a, digests, None, Timestamp::now())?;
+            std::hint::black_box(sign_statement(&st, &key)?);
+            done += 1;
+        }
+    }
+    Ok(done as f64 / started.elapsed().as_secs_f64())
+}
+
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn channels(url: &str, n: usize) -> Result<Vec<Channel>> {
+    if !super::remote::is_loopback(url) {
+        bail!("the load generator only targets loopback servers");
+    }
+    let mut out = Vec::new();
+    for _ in 0..n.max(1) {
+        out.push(
+            Endpoint::from_shared(url.to_string())?
+                .tcp_nodelay(true)
+                .connect()
+                .await
+                .with_context(|| format!("cannot connect to {url}"))?,
+        );
+    }
+    Ok(out)
+}
+
+struct Run {
+    latencies: Vec<Duration>,
+    errors: usize,
+    elapsed: Duration,
+}
+
+async fn run_unary(
+    a: &BenchSignArgs,
+    token: &str,
+    work: Arc<Workload>,
+    until: Instant,
+) -> Result<Run> {
+    let chans = channels(&a.server, a.connections).await?;
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..a.concurrency.max(1) {
+        let mut client = pb::byline_client::BylineClient::new(chans[w % chans.len()].clone());
+        let token = token.to_string();
+        let work = work.clone();
+        let counter = counter.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0usize;
+            while Instant::now() < until {
+                let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let req = super::remote::authorized(work.get(i), &token);
+                let Ok(req) = req else { break };
+                let t = Instant::now();
+                match client.sign(req).await {
+                    Ok(_) => lat.push(t.elapsed()),
+                    Err(_) => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut run = Run {
+        latencies: Vec::new(),
+        errors: 0,
+        elapsed: Duration::ZERO,
+    };
+    for t in tasks {
+        let (lat, errors) = t.await.map_err(|e| anyhow!("worker failed: {e}"))?;
+        run.latencies.extend(lat);
+        run.errors += errors;
+    }
+    run.elapsed = started.elapsed();
+    Ok(run)
+}
+
+async fn run_stream(
+    a: &BenchSignArgs,
+    token: &str,
+    work: Arc<Workload>,
+    until: Instant,
+) -> Result<Run> {
+    let chans = channels(&a.server, a.connections).await?;
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for chan in chans {
+        let mut client = pb::byline_client::BylineClient::new(chan);
+        let (tx, rx) = tokio::sync::mpsc::channel::<pb::SignRequest>(a.concurrency.max(1));
+        let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+        let feeder_sent = sent.clone();
+        let work = work.clone();
+        let counter = counter.clone();
+        let feeder = tokio::spawn(async move {
+            while Instant::now() < until {
+                let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let req = work.get(i);
+                feeder_sent
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(i as u64, Instant::now());
+                if tx.send(req).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let request =
+            super::remote::authorized(tokio_stream::wrappers::ReceiverStream::new(rx), token)?;
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0usize;
+            let mut answers = match client.sign_stream(request).await {
+                Ok(r) => r.into_inner(),
+                Err(_) => return (lat, 1usize),
+            };
+            while let Ok(Some(answer)) = answers.message().await {
+                let t = sent
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&answer.request_id);
+                match (answer.result, t) {
+                    (Some(pb::sign_stream_response::Result::Signed(_)), Some(t)) => {
+                        lat.push(t.elapsed())
+                    }
+                    _ => errors += 1,
+                }
+            }
+            let _ = feeder.await;
+            (lat, errors)
+        }));
+    }
+    let mut run = Run {
+        latencies: Vec::new(),
+        errors: 0,
+        elapsed: Duration::ZERO,
+    };
+    for t in tasks {
+        let (lat, errors) = t.await.map_err(|e| anyhow!("stream failed: {e}"))?;
+        run.latencies.extend(lat);
+        run.errors += errors;
+    }
+    run.elapsed = started.elapsed();
+    Ok(run)
+}
+
+/// `byline bench sign`.
+pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
+    let token = super::remote::token_from_env()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let work = Arc::new(Workload::new(a.mode, &a.publisher, 4096)?);
+    println!(
+        "byline bench sign: {} mode, {}, concurrency {}, {} connections, {} s",
+        if a.mode == Mode::Digest {
+            "digest"
+        } else {
+            "content"
+        },
+        if a.stream { "SignStream" } else { "unary Sign" },
+        a.concurrency,
+        a.connections,
+        a.duration
+    );
+    let idle_rss = a.server_pid.and_then(rss_mib);
+    // Warm-up, not measured.
+    rt.block_on(async {
+        let until = Instant::now() + Duration::from_secs(1);
+        if a.stream {
+            run_stream(&a, &token, work.clone(), until).await
+        } else {
+            run_unary(&a, &token, work.clone(), until).await
+        }
+    })?;
+    let cpu_before = a.server_pid.and_then(cpu_seconds);
+    let peak_rss = Arc::new(Mutex::new(0f64));
+    let sampler = a.server_pid.map(|pid| {
+        let peak = peak_rss.clone();
+        let stop = Instant::now() + Duration::from_secs(a.duration);
+        std::thread::spawn(move || {
+            while Instant::now() < stop {
+                if let Some(r) = rss_mib(pid) {
+                    let mut p = peak.lock().unwrap_or_else(|e| e.into_inner());
+                    *p = p.max(r);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    });
+    let run = rt.block_on(async {
+        let until = Instant::now() + Duration::from_secs(a.duration);
+        if a.stream {
+            run_stream(&a, &token, work.clone(), until).await
+        } else {
+            run_unary(&a, &token, work.clone(), until).await
+        }
+    })?;
+    if let Some(s) = sampler {
+        let _ = s.join();
+    }
+    let cpu_after = a.server_pid.and_then(cpu_seconds);
+    let mut lat = run.latencies;
+    lat.sort_unstable();
+    let rate = lat.len() as f64 / run.elapsed.as_secs_f64();
+    println!(
+        "requests        {} ok, {} errors in {:.2} s",
+        lat.len(),
+        run.errors,
+        run.elapsed.as_secs_f64()
+    );
+    println!("throughput      {rate:.0} req/s");
+    println!(
+        "latency         p50 {:.2} ms  p99 {:.2} ms  p999 {:.2} ms",
+        percentile(&lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        percentile(&lat, 0.999).as_secs_f64() * 1e3
+    );
+    let raw = raw_rate(Duration::from_secs(2))?;
+    println!("raw rate        {raw:.0} /s single-thread (sha256 + statement + Ed25519 sign, this process)");
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+        let cores = (after - before) / run.elapsed.as_secs_f64();
+        let per_core = if cores > 0.0 { rate / cores } else { 0.0 };
+        println!("server CPU      {cores:.2} cores busy; {per_core:.0} req/s per server core");
+        println!(
+            "ratio           {:.2} of the raw rate per server core",
+            per_core / raw
+        );
+    } else {
+        println!(
+            "ratio           {:.2} of the raw rate (whole server; pass --server-pid for per-core)",
+            rate / raw
+        );
+    }
+    if let Some(idle) = idle_rss {
+        let peak = *peak_rss.lock().unwrap_or_else(|e| e.into_inner());
+        println!("server memory   {idle:.1} MiB resident idle, {peak:.1} MiB peak under load");
+    }
+    Ok(EXIT_OK)
+}

@@ -103,13 +103,18 @@ fn token_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<TokenRecord, StoreErr
 }
 
 async fn read_state(conn: &mut sqlx::SqliteConnection) -> Result<LogState, StoreError> {
-    let row = sqlx::query(
-        "SELECT COALESCE(MAX(idx) + 1, 0) AS size, MAX(integrated_time) AS last FROM entries",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    let size = row.try_get::<i64, _>("size")? as u64;
-    let last = row.try_get::<Option<i64>, _>("last")?.map(ts).transpose()?;
+    // The newest entry by index gives both the size and the last time in one indexed read
+    // (time never decreases with the index), never a scan of the log.
+    let row = sqlx::query("SELECT idx, integrated_time FROM entries ORDER BY idx DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    let (size, last) = match row {
+        Some(r) => (
+            r.try_get::<i64, _>("idx")? as u64 + 1,
+            Some(ts(r.try_get("integrated_time")?)?),
+        ),
+        None => (0, None),
+    };
     let ids = CompactRange::frontier_ids(size);
     let mut hashes = Vec::with_capacity(ids.len());
     for id in ids {
@@ -252,29 +257,37 @@ impl Store for SqliteStore {
         }
         let state = read_state(&mut tx).await?;
         let plan = plan_append(state, fresh, now);
-        for row in &plan.rows {
-            let p = &row.pending;
-            sqlx::query("INSERT INTO entries (idx, leaf, leaf_hash, integrated_time, kind, publisher, text_sha256, exact_sha256, statement_sha256, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-                .bind(row.index as i64)
-                .bind(&row.leaf)
-                .bind(row.leaf_hash.to_vec())
-                .bind(row.integrated_time.unix())
-                .bind(p.kind.as_str())
-                .bind(&p.publisher)
-                .bind(&p.text_sha256)
-                .bind(&p.exact_sha256)
-                .bind(&p.statement_sha256)
-                .bind(&p.idempotency_key)
-                .execute(&mut *tx)
-                .await?;
+        // Multi-row inserts: a batch is two statements, not one per row (SQLite allows 32,766
+        // bound parameters; chunks stay well below it).
+        for chunk in plan.rows.chunks(1000) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO entries (idx, leaf, leaf_hash, integrated_time, kind, publisher, text_sha256, exact_sha256, statement_sha256, idempotency_key) ",
+            );
+            insert.push_values(chunk, |mut b, row| {
+                let p = &row.pending;
+                b.push_bind(row.index as i64)
+                    .push_bind(row.leaf.clone())
+                    .push_bind(row.leaf_hash.to_vec())
+                    .push_bind(row.integrated_time.unix())
+                    .push_bind(p.kind.as_str())
+                    .push_bind(p.publisher.clone())
+                    .push_bind(p.text_sha256.clone())
+                    .push_bind(p.exact_sha256.clone())
+                    .push_bind(p.statement_sha256.clone())
+                    .push_bind(p.idempotency_key.clone());
+            });
+            insert.build().execute(&mut *tx).await?;
         }
-        for (id, hash) in &plan.nodes {
-            sqlx::query("INSERT INTO tree_nodes (level, idx, hash) VALUES (?, ?, ?)")
-                .bind(i64::from(id.level))
-                .bind(id.index as i64)
-                .bind(hash.to_vec())
-                .execute(&mut *tx)
-                .await?;
+        for chunk in plan.nodes.chunks(3000) {
+            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO tree_nodes (level, idx, hash) ",
+            );
+            insert.push_values(chunk, |mut b, (id, hash)| {
+                b.push_bind(i64::from(id.level))
+                    .push_bind(id.index as i64)
+                    .push_bind(hash.to_vec());
+            });
+            insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         let mut fresh_index = 0usize;

@@ -46,6 +46,8 @@ struct Plan {
     sequencer_cases: Vec<(usize, usize)>,
     /// Commits for the cost-floor measurements.
     floor_commits: usize,
+    /// Log sizes at which to time appends to an already large log (1c).
+    grown_logs: Vec<u64>,
     /// Tree sizes for the proof benchmark.
     tree_sizes: Vec<u64>,
     /// Proofs per tree.
@@ -58,6 +60,7 @@ impl Plan {
             store_cases: vec![(1, 4_000), (16, 16_000), (256, 20_480)],
             sequencer_cases: vec![(1, 4_000), (8, 16_000), (64, 20_480)],
             floor_commits: 4_000,
+            grown_logs: vec![50_000, 200_000],
             tree_sizes: vec![1_000_000, 10_000_000],
             proofs: 1_000,
         }
@@ -68,6 +71,7 @@ impl Plan {
             store_cases: vec![(1, 200), (16, 800), (256, 2_048)],
             sequencer_cases: vec![(1, 200), (8, 800), (64, 2_048)],
             floor_commits: 200,
+            grown_logs: vec![2_000, 8_000],
             tree_sizes: vec![10_000, 100_000],
             proofs: 200,
         }
@@ -270,6 +274,63 @@ async fn run(plan: &Plan, dir: &Path) -> Result<()> {
             first.submitters,
             (last.entries as f64 / last.elapsed.as_secs_f64())
                 / (first.entries as f64 / first.elapsed.as_secs_f64())
+        );
+    }
+
+    println!(
+        "\n== 1c. Store::append on a log that already holds N entries (prefilled with raw INSERTs) =="
+    );
+    println!(
+        "Prefill: realistic leaves (the entries above, cycled) and their tree nodes written with \
+         multi-row INSERTs in 10,000-row transactions, then WAL checkpoint. Then {GROWN_SINGLE} \
+         appends of batch 1 and {GROWN_BATCHES} appends of batch 256 through Store::append."
+    );
+    let mut grown = Vec::new();
+    for &size in &plan.grown_logs {
+        let path = dir.join(format!("grown-{size}.db"));
+        grown.push(bench_grown_log(&path, size, &entries).await?);
+        remove_db(&path);
+    }
+    println!(
+        "{:>9} {:>8} {:>9} {:>11} {:>11} {:>13} {:>13} {:>10} {:>10}",
+        "log size",
+        "db MiB",
+        "prefill s",
+        "b1 p50 ms",
+        "b1 entries/s",
+        "b256 p50 ms",
+        "b256 entries/s",
+        "stateQ ms",
+        "maxidx ms"
+    );
+    for g in &grown {
+        println!(
+            "{:>9} {:>8.1} {:>9.1} {:>11.3} {:>11.0} {:>13.3} {:>13.0} {:>10.3} {:>10.3}",
+            g.size,
+            g.db_bytes as f64 / (1024.0 * 1024.0),
+            g.prefill.as_secs_f64(),
+            ms(g.single_p50),
+            GROWN_SINGLE as f64 / g.single_elapsed.as_secs_f64(),
+            ms(g.batch_p50),
+            (GROWN_BATCHES * 256) as f64 / g.batch_elapsed.as_secs_f64(),
+            ms(g.state_query),
+            ms(g.max_idx_query)
+        );
+    }
+    if let (Some(first), Some(r1)) = (grown.first(), store_results.first()) {
+        println!(
+            "  ratio: batch-1 append p50 at {} entries vs on a fresh log (1a): {:.1}x",
+            first.size,
+            ms(first.single_p50) / ms(r1.p50)
+        );
+    }
+    if let [a, .., b] = grown.as_slice() {
+        println!(
+            "  ratio: {} vs {} entries: batch-1 p50 {:.1}x, state query {:.1}x",
+            b.size,
+            a.size,
+            ms(b.single_p50) / ms(a.single_p50),
+            ms(b.state_query) / ms(a.state_query)
         );
     }
 
@@ -661,6 +722,144 @@ async fn median_query_time(conn: &mut SqliteConnection, sql: &str) -> Result<Dur
     Ok(quantile(&times, 0.5))
 }
 
+// ---- 1c. Appends to a grown log -------------------------------------------------------------
+
+const GROWN_SINGLE: usize = 30;
+const GROWN_BATCHES: usize = 5;
+const ENTRY_ROWS_PER_STATEMENT: usize = 90;
+const ENTRY_ROWS_PER_TRANSACTION: usize = 10_000;
+
+struct GrownResult {
+    size: u64,
+    db_bytes: u64,
+    prefill: Duration,
+    single_p50: Duration,
+    single_elapsed: Duration,
+    batch_p50: Duration,
+    batch_elapsed: Duration,
+    state_query: Duration,
+    max_idx_query: Duration,
+}
+
+async fn bench_grown_log(path: &Path, size: u64, pool: &[PendingEntry]) -> Result<GrownResult> {
+    let store = SqliteStore::open(&sqlite_url(path)).await?;
+    store.migrate().await?;
+    let now = Timestamp::now();
+    let time_text = now.to_string();
+    let cycle = pool.len().min(1_000);
+    let leaves: Vec<(Vec<u8>, Hash)> = pool[..cycle]
+        .iter()
+        .map(|p| {
+            let leaf = leaf_bytes(&p.envelope, &time_text);
+            let hash = leaf_hash(&leaf);
+            (leaf, hash)
+        })
+        .collect();
+
+    let started = Instant::now();
+    let mut conn = SqliteConnection::connect_with(&raw_options(path)?).await?;
+    let mut range = CompactRange::new();
+    let mut nodes: Vec<(NodeId, Hash)> = Vec::new();
+    let mut next = 0u64;
+    while next < size {
+        let end = (next + ENTRY_ROWS_PER_TRANSACTION as u64).min(size);
+        let mut tx = conn.begin().await?;
+        let mut i = next;
+        while i < end {
+            let stop = (i + ENTRY_ROWS_PER_STATEMENT as u64).min(end);
+            let rows: Vec<u64> = (i..stop).collect();
+            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO entries (idx, leaf, leaf_hash, integrated_time, kind, publisher, \
+                 text_sha256, exact_sha256, statement_sha256, idempotency_key) ",
+            );
+            qb.push_values(&rows, |mut b, &idx| {
+                let (leaf, hash) = &leaves[(idx % cycle as u64) as usize];
+                b.push_bind(idx as i64)
+                    .push_bind(leaf.as_slice())
+                    .push_bind(hash.to_vec())
+                    .push_bind(now.unix())
+                    .push_bind("manifest")
+                    .push_bind(PUBLISHER)
+                    .push_bind(Sha256Digest::of(format!("text {idx}").as_bytes()).to_hex())
+                    .push_bind(Sha256Digest::of(format!("exact {idx}").as_bytes()).to_hex())
+                    .push_bind(Sha256Digest::of(format!("statement {idx}").as_bytes()).to_hex())
+                    .push_bind(None::<String>);
+            });
+            qb.build().execute(&mut *tx).await?;
+            for idx in i..stop {
+                nodes.extend(range.append(leaves[(idx % cycle as u64) as usize].1));
+            }
+            i = stop;
+        }
+        tx.commit().await?;
+        write_nodes(&mut conn, &mut nodes).await?;
+        next = end;
+    }
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut conn)
+        .await?;
+    let prefill = started.elapsed();
+    let db_bytes = db_bytes(path);
+    let state = store.log_state().await?;
+    if state.range.size() != size || state.range.root() != range.root() {
+        return Err(anyhow!(
+            "prefilled log does not read back as {size} entries"
+        ));
+    }
+
+    let singles: Vec<Vec<PendingEntry>> = pool
+        .iter()
+        .take(GROWN_SINGLE)
+        .map(|p| vec![p.clone()])
+        .collect();
+    let mut lat = Vec::with_capacity(GROWN_SINGLE);
+    let t0 = Instant::now();
+    for b in singles {
+        let t = Instant::now();
+        store.append(b, Timestamp::now()).await?;
+        lat.push(t.elapsed());
+    }
+    let single_elapsed = t0.elapsed();
+    lat.sort_unstable();
+    let single_p50 = quantile(&lat, 0.5);
+
+    let batches: Vec<Vec<PendingEntry>> = (0..GROWN_BATCHES)
+        .map(|k| {
+            (0..256)
+                .map(|j| pool[(k * 256 + j) % pool.len()].clone())
+                .collect()
+        })
+        .collect();
+    let mut blat = Vec::with_capacity(GROWN_BATCHES);
+    let t0 = Instant::now();
+    for b in batches {
+        let t = Instant::now();
+        store.append(b, Timestamp::now()).await?;
+        blat.push(t.elapsed());
+    }
+    let batch_elapsed = t0.elapsed();
+    blat.sort_unstable();
+
+    let state_query = median_query_time(
+        &mut conn,
+        "SELECT COALESCE(MAX(idx) + 1, 0) AS size, MAX(integrated_time) AS last FROM entries",
+    )
+    .await?;
+    let max_idx_query = median_query_time(&mut conn, "SELECT MAX(idx) FROM entries").await?;
+    conn.close().await?;
+    Ok(GrownResult {
+        size,
+        db_bytes,
+        prefill,
+        single_p50,
+        single_elapsed,
+        batch_p50: quantile(&blat, 0.5),
+        batch_elapsed,
+        state_query,
+        max_idx_query,
+    })
+}
+
 // ---- Cost floor -----------------------------------------------------------------------------
 
 struct Floor {
@@ -684,16 +883,20 @@ fn floor_of(mut lat: Vec<Duration>, elapsed: Duration) -> Floor {
 async fn bench_floor(dir: &Path, commits: usize) -> Result<Vec<(String, Floor)>> {
     let mut out = Vec::new();
 
-    // The device: append 4 KiB and fdatasync, the least a durable commit can cost.
+    // The device: overwrite 4 KiB in a preallocated 4 MiB file and fdatasync, as a recycled WAL
+    // does (no file-size change, so no metadata journal commit): the least a durable commit costs.
     {
-        use std::io::Write;
+        use std::io::{Seek, SeekFrom, Write};
         let path = dir.join("fsync-floor.bin");
         let mut file = std::fs::File::create(&path)?;
+        file.write_all(&vec![0_u8; 4 << 20])?;
+        file.sync_all()?;
         let block = vec![0x5a_u8; 4096];
         let mut lat = Vec::with_capacity(commits);
         let started = Instant::now();
-        for _ in 0..commits {
+        for i in 0..commits {
             let t = Instant::now();
+            file.seek(SeekFrom::Start(((i % 1024) * 4096) as u64))?;
             file.write_all(&block)?;
             file.sync_data()?;
             lat.push(t.elapsed());
@@ -702,7 +905,7 @@ async fn bench_floor(dir: &Path, commits: usize) -> Result<Vec<(String, Floor)>>
         drop(file);
         let _ = std::fs::remove_file(&path);
         out.push((
-            "write 4 KiB + fdatasync (raw file)".to_string(),
+            "overwrite 4 KiB + fdatasync (raw preallocated file)".to_string(),
             floor_of(lat, elapsed),
         ));
     }

@@ -514,8 +514,12 @@ impl Store for PostgresStore {
     }
 
     async fn entry(&self, index: u64) -> Result<Option<EntryRecord>, StoreError> {
+        // An index beyond the database's range is simply not in the log.
+        let Ok(index) = i64::try_from(index) else {
+            return Ok(None);
+        };
         let row = sqlx::query(select_entries!("WHERE idx = $1"))
-            .bind(db_int(index)?)
+            .bind(index)
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(entry_from_row).transpose()

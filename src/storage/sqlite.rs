@@ -102,6 +102,44 @@ fn token_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<TokenRecord, StoreErr
     })
 }
 
+/// Reads perfect-subtree hashes in one statement (a proof needs O(log n) of them; one query
+/// instead of one per node), in the order asked.
+async fn read_nodes(
+    conn: &mut sqlx::SqliteConnection,
+    ids: &[NodeId],
+) -> Result<Vec<Hash>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "SELECT level, idx, hash FROM tree_nodes WHERE (level, idx) IN (",
+    );
+    let mut list = query.separated(", ");
+    for id in ids {
+        list.push("(")
+            .push_bind_unseparated(i64::from(id.level))
+            .push_unseparated(", ")
+            .push_bind_unseparated(id.index as i64)
+            .push_unseparated(")");
+    }
+    query.push(")");
+    let rows = query.build().fetch_all(&mut *conn).await?;
+    let mut found = std::collections::HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let level = row.try_get::<i64, _>("level")?;
+        let index = row.try_get::<i64, _>("idx")?;
+        found.insert((level, index), hash_of(row.try_get("hash")?)?);
+    }
+    ids.iter()
+        .map(|id| {
+            found
+                .get(&(i64::from(id.level), id.index as i64))
+                .copied()
+                .ok_or_else(|| StoreError::Corrupt(format!("tree node {id:?} is missing")))
+        })
+        .collect()
+}
+
 async fn read_state(conn: &mut sqlx::SqliteConnection) -> Result<LogState, StoreError> {
     // The newest entry by index gives both the size and the last time in one indexed read
     // (time never decreases with the index), never a scan of the log.
@@ -115,18 +153,7 @@ async fn read_state(conn: &mut sqlx::SqliteConnection) -> Result<LogState, Store
         ),
         None => (0, None),
     };
-    let ids = CompactRange::frontier_ids(size);
-    let mut hashes = Vec::with_capacity(ids.len());
-    for id in ids {
-        let hash: Vec<u8> =
-            sqlx::query_scalar("SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?")
-                .bind(i64::from(id.level))
-                .bind(id.index as i64)
-                .fetch_optional(&mut *conn)
-                .await?
-                .ok_or_else(|| StoreError::Corrupt(format!("tree node {id:?} is missing")))?;
-        hashes.push(hash_of(hash)?);
-    }
+    let hashes = read_nodes(conn, &CompactRange::frontier_ids(size)).await?;
     Ok(LogState {
         range: CompactRange::from_parts(size, hashes)?,
         last_time: last,
@@ -357,18 +384,7 @@ impl Store for SqliteStore {
 
     async fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
         let mut conn = self.pool.acquire().await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let hash: Vec<u8> =
-                sqlx::query_scalar("SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?")
-                    .bind(i64::from(id.level))
-                    .bind(id.index as i64)
-                    .fetch_optional(&mut *conn)
-                    .await?
-                    .ok_or_else(|| StoreError::Corrupt(format!("tree node {id:?} is missing")))?;
-            out.push(hash_of(hash)?);
-        }
-        Ok(out)
+        read_nodes(&mut conn, ids).await
     }
 
     async fn entry(&self, index: u64) -> Result<Option<EntryRecord>, StoreError> {
@@ -391,9 +407,14 @@ impl Store for SqliteStore {
     }
 
     async fn entries(&self, start: u64, count: u64) -> Result<Vec<EntryRecord>, StoreError> {
+        // An index beyond i64 cannot exist in the table; do not let it wrap to a negative one.
+        let Ok(start) = i64::try_from(start) else {
+            return Ok(Vec::new());
+        };
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
         let rows = sqlx::query("SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE idx >= ? ORDER BY idx LIMIT ?")
-            .bind(start as i64)
-            .bind(count as i64)
+            .bind(start)
+            .bind(count)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(entry_from_row).collect()

@@ -1,0 +1,758 @@
+//! The store suite: one set of checks, generic over `Store`, run against both backends —
+//! SQLite in a temporary file, and PostgreSQL in a temporary database created on the server
+//! that `BYLINE_TEST_DATABASE_URL` names (and dropped afterwards).
+//!
+//! Without `BYLINE_TEST_DATABASE_URL` the PostgreSQL half says "SKIPPED" on standard error
+//! (written past the test harness's capture, so that it shows), and
+//! `postgres_tests_ran_or_say_why` fails when `CI` is set: the PostgreSQL tests never pass
+//! silently.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::io::Write;
+use std::time::Duration;
+
+use byline::core::dsse::Envelope;
+use byline::core::manifest::Timestamp;
+use byline::core::merkle::{
+    inclusion_proof_plan, leaf_hash, root_from_leaf_hashes, verify_consistency, verify_inclusion,
+    Hash,
+};
+use byline::service::log::{consistency_proof, inclusion_proof};
+use byline::storage::postgres::PostgresStore;
+use byline::storage::sqlite::SqliteStore;
+use byline::storage::{
+    BatchResult, EntryKind, LogMeta, PendingEntry, Store, StoreError, TokenRecord,
+};
+use rand_core::RngCore;
+use sqlx::{Connection, Executor, PgConnection};
+
+const SKIPPED: &str = "SKIPPED: BYLINE_TEST_DATABASE_URL is not set (no PostgreSQL)";
+
+/// A backend the suite can open more than once on the same database.
+trait Backend: Store + Sized {
+    /// Opens a handle without migrating.
+    fn open_raw(url: &str) -> impl Future<Output = Self>;
+
+    /// Opens a handle and migrates.
+    async fn open(url: &str) -> Self {
+        let store = Self::open_raw(url).await;
+        store.migrate().await.expect("migrate");
+        store
+    }
+}
+
+impl Backend for SqliteStore {
+    async fn open_raw(url: &str) -> Self {
+        SqliteStore::open(url).await.expect("open SQLite")
+    }
+}
+
+impl Backend for PostgresStore {
+    async fn open_raw(url: &str) -> Self {
+        PostgresStore::open(url).await.expect("open PostgreSQL")
+    }
+}
+
+/// Writes to standard error past the test harness's capture, so the line shows in `cargo test`.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// A database of its own on the PostgreSQL server, dropped (forcibly) when this is dropped,
+/// even after a failed assertion.
+struct TempDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+/// `url` with its database replaced by `name` (the query, if any, kept).
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let authority_end = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |i| authority_start + i);
+    format!("{}/{name}{query}", &base[..authority_end])
+}
+
+impl TempDatabase {
+    /// Creates the database, or says the test is skipped and returns `None` when no server is
+    /// configured.
+    async fn create(test: &str) -> Option<TempDatabase> {
+        let Ok(admin) = std::env::var("BYLINE_TEST_DATABASE_URL") else {
+            say(&format!("{SKIPPED}: {test}"));
+            return None;
+        };
+        let name = format!("byline_test_{:016x}", rand_core::OsRng.next_u64());
+        let mut conn = PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("BYLINE_TEST_DATABASE_URL is set but unusable: {e}"));
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create the test database");
+        let _ = conn.close().await;
+        let url = with_database(&admin, &name);
+        Some(TempDatabase { admin, name, url })
+    }
+
+    /// Runs SQL on the server as the administrator (for outages).
+    async fn admin(&self, sql: &str) {
+        let mut conn = PgConnection::connect(&self.admin).await.expect("admin");
+        conn.execute(sql).await.expect(sql);
+        let _ = conn.close().await;
+    }
+}
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        let admin = self.admin.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // Drop may run inside a runtime; a thread of its own can block on one.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(mut conn) = PgConnection::connect(&admin).await {
+                    let _ = conn.execute(sql.as_str()).await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[test]
+fn postgres_tests_ran_or_say_why() {
+    if std::env::var_os("BYLINE_TEST_DATABASE_URL").is_some() {
+        return;
+    }
+    say(&format!(
+        "{SKIPPED}: the PostgreSQL half of the store suite did not run"
+    ));
+    let ci = std::env::var("CI").unwrap_or_default();
+    assert!(
+        ci.is_empty() || ci == "false" || ci == "0",
+        "CI is set but BYLINE_TEST_DATABASE_URL is not: the PostgreSQL store tests would not run. \
+         Start PostgreSQL on 127.0.0.1:5432 (`.ci/run` then sets the URL) or set it yourself."
+    );
+}
+
+// ---- fixtures ----------------------------------------------------------------------------
+
+fn time(secs: i64) -> Timestamp {
+    Timestamp::from_unix(1_800_000_000 + secs).unwrap()
+}
+
+fn pending(n: usize) -> PendingEntry {
+    PendingEntry {
+        kind: EntryKind::Manifest,
+        envelope: Envelope {
+            payload_type: "application/vnd.in-toto+json".into(),
+            payload: format!("cGF5bG9hZA{n}"),
+            signatures: vec![],
+        },
+        publisher: "news.example".into(),
+        text_sha256: Some(format!("{:064x}", n)),
+        exact_sha256: Some(format!("{:064x}", n + 1_000_000)),
+        statement_sha256: format!("{:064x}", n + 2_000_000),
+        idempotency_key: None,
+    }
+}
+
+fn keyed(n: usize, publisher: &str, key: &str) -> PendingEntry {
+    PendingEntry {
+        publisher: publisher.into(),
+        idempotency_key: Some(key.into()),
+        ..pending(n)
+    }
+}
+
+fn token(id: &str, created: i64, admin: bool) -> TokenRecord {
+    TokenRecord {
+        id: id.into(),
+        publisher: "news.example".into(),
+        secret_sha256: leaf_hash(id.as_bytes()),
+        admin,
+        created_at: time(created),
+        expires_at: (!admin).then(|| time(created + 86_400)),
+        revoked: false,
+    }
+}
+
+/// Every leaf hash in the log, read back entry by entry.
+async fn leaf_hashes<S: Store>(store: &S) -> Vec<Hash> {
+    store
+        .entries(0, u64::MAX)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| leaf_hash(&e.leaf))
+        .collect()
+}
+
+/// Appends `sizes` batches of fresh entries numbered from `first`, returning each result.
+async fn append_batches<S: Store>(store: &S, first: usize, sizes: &[usize]) -> Vec<BatchResult> {
+    let mut n = first;
+    let mut out = Vec::new();
+    for (b, &size) in sizes.iter().enumerate() {
+        let batch = (n..n + size).map(pending).collect();
+        n += size;
+        out.push(store.append(batch, time(b as i64)).await.unwrap());
+    }
+    out
+}
+
+// ---- the suite ---------------------------------------------------------------------------
+
+async fn migrate_is_idempotent_and_concurrent<S: Backend>(url: &str) {
+    // Fresh database, four handles migrating at once (replicas starting together).
+    let handles = futures_util::future::join_all((0..4).map(|_| S::open_raw(url))).await;
+    let results = futures_util::future::join_all(handles.iter().map(|h| h.migrate())).await;
+    for r in results {
+        r.expect("concurrent migrate");
+    }
+    let store = &handles[0];
+    store.migrate().await.expect("migrate again");
+    assert_eq!(store.log_meta().await.unwrap(), None);
+    assert_eq!(store.latest_checkpoint().await.unwrap(), None);
+    assert_eq!(store.log_state().await.unwrap().range.size(), 0);
+    assert!(store.publishers().await.unwrap().is_empty());
+}
+
+async fn log_meta_is_recorded_once<S: Backend>(url: &str) {
+    let store = S::open(url).await;
+    let meta = LogMeta {
+        origin: "byline.localhost/log".into(),
+        verifier_key: "byline.localhost/log+01234567+AQ".into(),
+    };
+    store.init_log_meta(&meta).await.unwrap();
+    assert_eq!(store.log_meta().await.unwrap(), Some(meta.clone()));
+    let other = LogMeta {
+        origin: "other/log".into(),
+        ..meta.clone()
+    };
+    assert!(store.init_log_meta(&other).await.is_err());
+    // Another handle (another replica) sees the same identity.
+    assert_eq!(S::open(url).await.log_meta().await.unwrap(), Some(meta));
+}
+
+async fn publishers_are_upserted_and_sorted<S: Backend>(url: &str) {
+    let store = S::open(url).await;
+    store
+        .upsert_publisher("zeta.example", "Zeta")
+        .await
+        .unwrap();
+    store
+        .upsert_publisher("alpha.example", "Alpha")
+        .await
+        .unwrap();
+    store
+        .upsert_publisher("alpha.example", "Alpha News")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.publishers().await.unwrap(),
+        vec![
+            ("alpha.example".to_string(), "Alpha News".to_string()),
+            ("zeta.example".to_string(), "Zeta".to_string()),
+        ]
+    );
+}
+
+async fn tokens_round_trip_and_revoke<S: Backend>(url: &str) {
+    let store = S::open(url).await;
+    let b = token("bbbbbbbbbbbb", 10, false);
+    let a = token("aaaaaaaaaaaa", 10, true);
+    let c = token("cccccccccccc", 5, false);
+    for t in [&b, &a, &c] {
+        store.insert_token(t).await.unwrap();
+    }
+    assert!(
+        store.insert_token(&a).await.is_err(),
+        "a token id is unique"
+    );
+    assert_eq!(store.token("aaaaaaaaaaaa").await.unwrap(), Some(a.clone()));
+    assert_eq!(store.token("bbbbbbbbbbbb").await.unwrap(), Some(b.clone()));
+    assert_eq!(store.token("missing").await.unwrap(), None);
+    // Oldest first, then by id.
+    assert_eq!(
+        store.tokens().await.unwrap(),
+        vec![c.clone(), a.clone(), b.clone()]
+    );
+    assert!(store.revoke_token("bbbbbbbbbbbb").await.unwrap());
+    assert!(!store.revoke_token("missing").await.unwrap());
+    let revoked = store.token("bbbbbbbbbbbb").await.unwrap().unwrap();
+    assert!(revoked.revoked);
+    assert_eq!(revoked, TokenRecord { revoked: true, ..b });
+}
+
+async fn batches_follow_the_merkle_maths<S: Backend>(url: &str) {
+    let store = S::open(url).await;
+    let sizes = [1, 2, 3, 5, 8, 13, 1, 1, 30];
+    let results = append_batches(&store, 0, &sizes).await;
+    let all = leaf_hashes(&store).await;
+    assert_eq!(all.len(), sizes.iter().sum::<usize>());
+    let mut size = 0u64;
+    for (result, &n) in results.iter().zip(&sizes) {
+        let before = size;
+        size += n as u64;
+        assert_eq!(result.tree_size, size);
+        assert_eq!(result.root, root_from_leaf_hashes(&all[..size as usize]));
+        let indices: Vec<u64> = result.entries.iter().map(|e| e.index).collect();
+        assert_eq!(indices, (before..size).collect::<Vec<_>>());
+        assert!(result.entries.iter().all(|e| !e.existing));
+        // The batch's nodes are all a proof for any of its entries needs.
+        let nodes: std::collections::HashMap<_, _> = result.nodes.iter().copied().collect();
+        for e in &result.entries {
+            let plan = inclusion_proof_plan(e.index, size).unwrap();
+            let hashes: Vec<Hash> = plan
+                .ids()
+                .iter()
+                .map(|id| {
+                    *nodes
+                        .get(id)
+                        .unwrap_or_else(|| panic!("batch lacks {id:?}"))
+                })
+                .collect();
+            let proof = plan.assemble(&hashes).unwrap();
+            verify_inclusion(e.index, size, &all[e.index as usize], &proof, &result.root).unwrap();
+        }
+    }
+    let state = store.log_state().await.unwrap();
+    assert_eq!(state.range.size(), size);
+    assert_eq!(state.range.root(), root_from_leaf_hashes(&all));
+    // A fresh handle reads the same head.
+    let again = S::open(url).await.log_state().await.unwrap();
+    assert_eq!(again.range.root(), state.range.root());
+    // An empty batch changes nothing.
+    let empty = store.append(Vec::new(), time(100)).await.unwrap();
+    assert_eq!((empty.tree_size, empty.root), (size, state.range.root()));
+}
+
+async fn idempotency_keys_repeat_within_and_across_batches<S: Backend>(url: &str) {
+    let store = S::open(url).await;
+    let first = store
+        .append(
+            vec![
+                keyed(0, "news.example", "k1"),
+                keyed(1, "news.example", "k2"),
+                keyed(2, "news.example", "k1"),
+                pending(3),
+            ],
+            time(0),
+        )
+        .await
+        .unwrap();
+    let got: Vec<(u64, bool)> = first
+        .entries
+        .iter()
+        .map(|e| (e.index, e.existing))
+        .collect();
+    assert_eq!(got, vec![(0, false), (1, false), (0, true), (2, false)]);
+    assert_eq!(first.tree_size, 3);
+
+    let second = store
+        .append(
+            vec![
+                keyed(4, "news.example", "k2"),
+                keyed(5, "news.example", "k3"),
+                keyed(6, "other.example", "k1"),
+                keyed(7, "news.example", "k3"),
+                keyed(8, "news.example", "k1"),
+            ],
+            time(60),
+        )
+        .await
+        .unwrap();
+    let got: Vec<(u64, bool)> = second
+        .entries
+        .iter()
+        .map(|e| (e.index, e.existing))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(1, true), (3, false), (4, false), (3, true), (0, true)]
+    );
+    // A repeat carries its original time, not the batch's.
+    assert_eq!(second.entries[0].integrated_time, time(0));
+    assert_eq!(second.entries[1].integrated_time, time(60));
+    assert_eq!(second.tree_size, 5);
+    assert_eq!(
+        second.root,
+        root_from_leaf_hashes(&leaf_hashes(&store).await)
+    );
+
+    // A batch of nothing but repeats appends nothing.
+    let third = store
+        .append(vec![keyed(9, "news.example", "k3")], time(120))
+        .await
+        .unwrap();
+    assert_eq!(third.tree_size, 5);
+    assert_eq!(
+        (third.entries[0].index, third.entries[0].existing),
+        (3, true)
+    );
+}
+
+async fn integrated_time_never_decreases<S: Backend>(url: &str) {
+    let store = S::open(url).await;
+    let a = store.append(vec![pending(0)], time(100)).await.unwrap();
+    assert_eq!(a.entries[0].integrated_time, time(100));
+    // The clock went back: the log keeps its last time.
+    let b = store
+        .append(vec![pending(1), pending(2)], time(50))
+        .await
+        .unwrap();
+    assert!(b.entries.iter().all(|e| e.integrated_time == time(100)));
+    let c = store.append(vec![pending(3)], time(200)).await.unwrap();
+    assert_eq!(c.entries[0].integrated_time, time(200));
+    let times: Vec<Timestamp> = store
+        .entries(0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.integrated_time)
+        .collect();
+    assert_eq!(times, vec![time(100), time(100), time(100), time(200)]);
+    assert_eq!(store.log_state().await.unwrap().last_time, Some(time(200)));
+}
+
+async fn stored_nodes_prove_inclusion_and_consistency<S: Backend>(url: &str) {
+    let store = S::open(url).await;
+    let results = append_batches(&store, 0, &[1, 4, 2, 9, 1, 16, 7]).await;
+    let all = leaf_hashes(&store).await;
+    let heads: Vec<(u64, Hash)> = results.iter().map(|r| (r.tree_size, r.root)).collect();
+    for &(size, root) in &heads {
+        for index in 0..size {
+            let proof = inclusion_proof(&store, index, size).await.unwrap();
+            verify_inclusion(index, size, &all[index as usize], &proof, &root)
+                .unwrap_or_else(|e| panic!("index {index} in size {size}: {e}"));
+        }
+        assert!(inclusion_proof(&store, size, size).await.is_err());
+    }
+    for &(from, from_root) in &heads {
+        for &(to, to_root) in heads.iter().filter(|(to, _)| *to >= from) {
+            let proof = consistency_proof(&store, from, to).await.unwrap();
+            if from == to {
+                assert!(proof.is_empty());
+            } else {
+                verify_consistency(from, to, &from_root, &to_root, &proof)
+                    .unwrap_or_else(|e| panic!("{from} -> {to}: {e}"));
+            }
+        }
+    }
+}
+
+async fn lookups_find_entries_by_digest_and_range<S: Backend>(url: &str) {
+    let store = S::open(url).await;
+    let shared = "ab".repeat(32);
+    let mut batch: Vec<PendingEntry> = (0..6).map(pending).collect();
+    batch[1].text_sha256 = Some(shared.clone());
+    batch[4].text_sha256 = Some(shared.clone());
+    batch[4].exact_sha256 = None;
+    batch[5].kind = EntryKind::Revocation;
+    batch[5].publisher = "other.example".into();
+    store.append(batch, time(0)).await.unwrap();
+    store
+        .append(
+            vec![PendingEntry {
+                text_sha256: Some(shared.clone()),
+                ..pending(6)
+            }],
+            time(1),
+        )
+        .await
+        .unwrap();
+
+    let found: Vec<u64> = store
+        .lookup_text(&shared)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.index)
+        .collect();
+    assert_eq!(found, vec![1, 4, 6], "oldest first");
+    let exact = store
+        .lookup_exact(&format!("{:064x}", 1_000_002))
+        .await
+        .unwrap();
+    assert_eq!(exact.len(), 1);
+    assert_eq!(exact[0].index, 2);
+    assert!(store
+        .lookup_text(&"00".repeat(31))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .lookup_exact(&"cd".repeat(32))
+        .await
+        .unwrap()
+        .is_empty());
+
+    let five = store.entry(5).await.unwrap().unwrap();
+    assert_eq!(five.kind, EntryKind::Revocation);
+    assert_eq!(five.publisher, "other.example");
+    assert_eq!(five.integrated_time, time(0));
+    assert_eq!(store.entry(7).await.unwrap(), None);
+    assert_eq!(store.entry(u64::MAX).await.unwrap(), None);
+    assert_eq!(
+        store
+            .index_by_leaf_hash(&leaf_hash(&five.leaf))
+            .await
+            .unwrap(),
+        Some(5)
+    );
+    assert_eq!(store.index_by_leaf_hash(&[7u8; 32]).await.unwrap(), None);
+
+    let range: Vec<u64> = store
+        .entries(2, 3)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.index)
+        .collect();
+    assert_eq!(range, vec![2, 3, 4]);
+    assert_eq!(store.entries(5, 100).await.unwrap().len(), 2);
+    assert!(store.entries(7, 10).await.unwrap().is_empty());
+    // (A start beyond i64::MAX is not checked here: the SQLite backend binds it as a negative
+    // number and returns the log from index 0.)
+    assert_eq!(store.entries(0, u64::MAX).await.unwrap().len(), 7);
+}
+
+async fn latest_checkpoint_is_the_largest<S: Backend>(url: &str) {
+    let store = S::open(url).await;
+    assert_eq!(store.latest_checkpoint().await.unwrap(), None);
+    store
+        .insert_checkpoint(0, &[0; 32], "note 0")
+        .await
+        .unwrap();
+    store
+        .insert_checkpoint(5, &[5; 32], "note 5")
+        .await
+        .unwrap();
+    store
+        .insert_checkpoint(3, &[3; 32], "note 3")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.latest_checkpoint().await.unwrap(),
+        Some((5, "note 5".to_string()))
+    );
+    // Two replicas signing the same size: the first note stays.
+    store
+        .insert_checkpoint(5, &[5; 32], "another note 5")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.latest_checkpoint().await.unwrap(),
+        Some((5, "note 5".to_string()))
+    );
+}
+
+async fn concurrent_writers_share_one_gap_free_log<S: Backend>(url: &str) {
+    // Three handles on one database (three replicas), each appending batches at once.
+    let writers = 3;
+    let batches = 12;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = S::open(url).await;
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            for b in 0..batches {
+                let first = (w * batches + b) * 10;
+                let mut batch: Vec<PendingEntry> = (first..first + 7).map(pending).collect();
+                // Every writer also races for the same idempotency key.
+                batch.push(keyed(first + 8, "news.example", "shared-key"));
+                let result = store.append(batch, time(b as i64)).await.unwrap();
+                got.push(result);
+            }
+            got
+        }));
+    }
+    let mut results = Vec::new();
+    for t in tasks {
+        results.extend(t.await.unwrap());
+    }
+    let store = S::open(url).await;
+    let all = leaf_hashes(&store).await;
+    let expected = writers * batches * 7 + 1;
+    assert_eq!(all.len(), expected);
+    let mut fresh = BTreeSet::new();
+    let mut shared = BTreeSet::new();
+    for r in &results {
+        assert_eq!(
+            r.root,
+            root_from_leaf_hashes(&all[..r.tree_size as usize]),
+            "a batch's root is the root of the log's prefix"
+        );
+        for e in &r.entries {
+            if e.existing {
+                shared.insert(e.index);
+            } else {
+                assert!(fresh.insert(e.index), "index {} handed out twice", e.index);
+            }
+        }
+    }
+    assert_eq!(
+        fresh,
+        (0..expected as u64).collect(),
+        "indices are gap-free"
+    );
+    assert_eq!(shared.len(), 1, "one entry for the shared key: {shared:?}");
+    let times: Vec<Timestamp> = store
+        .entries(0, u64::MAX)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.integrated_time)
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+}
+
+macro_rules! store_suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let url = format!("sqlite://{}", dir.path().join("byline.db").display());
+                    super::$name::<SqliteStore>(&url).await;
+                }
+            )*
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = TempDatabase::create(concat!("postgres::", stringify!($name))).await
+                    else {
+                        return;
+                    };
+                    super::$name::<PostgresStore>(&db.url).await;
+                }
+            )*
+        }
+    };
+}
+
+store_suite!(
+    migrate_is_idempotent_and_concurrent,
+    log_meta_is_recorded_once,
+    publishers_are_upserted_and_sorted,
+    tokens_round_trip_and_revoke,
+    batches_follow_the_merkle_maths,
+    idempotency_keys_repeat_within_and_across_batches,
+    integrated_time_never_decreases,
+    stored_nodes_prove_inclusion_and_consistency,
+    lookups_find_entries_by_digest_and_range,
+    latest_checkpoint_is_the_largest,
+    concurrent_writers_share_one_gap_free_log,
+);
+
+// ---- PostgreSQL only ---------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_records_its_schema_version() {
+    let Some(db) = TempDatabase::create("postgres_records_its_schema_version").await else {
+        return;
+    };
+    let store = PostgresStore::open(&db.url).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 0);
+    store.migrate().await.unwrap();
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        byline::storage::postgres::SCHEMA_VERSION
+    );
+    // A database migrated by a newer byline is refused, not written to.
+    db.admin_in_db("INSERT INTO schema_version (version) VALUES (999)")
+        .await;
+    match store.migrate().await {
+        Err(StoreError::SchemaTooNew { found: 999, .. }) => {}
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_is_unavailable_then_recovers() {
+    let Some(db) = TempDatabase::create("postgres_outage_is_unavailable_then_recovers").await
+    else {
+        return;
+    };
+    let store = PostgresStore::open(&db.url).await.unwrap();
+    store.migrate().await.unwrap();
+    store.append(vec![pending(0)], time(0)).await.unwrap();
+
+    // The database goes away: new connections are refused and live ones are cut.
+    db.admin(&format!(
+        "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+        db.name
+    ))
+    .await;
+    db.admin(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+        db.name
+    ))
+    .await;
+    let started = std::time::Instant::now();
+    match store.append(vec![pending(1)], time(1)).await {
+        Err(StoreError::Unavailable(_)) => {}
+        other => panic!("expected Unavailable while the database is down, got {other:?}"),
+    }
+    assert!(matches!(
+        store.latest_checkpoint().await,
+        Err(StoreError::Unavailable(_))
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "calls fail fast while the database is down: {:?}",
+        started.elapsed()
+    );
+
+    // It comes back: the same handle works again, and nothing was half-written.
+    db.admin(&format!(
+        "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+        db.name
+    ))
+    .await;
+    let result = store.append(vec![pending(2)], time(2)).await.unwrap();
+    assert_eq!(result.tree_size, 2);
+    assert_eq!(
+        result.root,
+        root_from_leaf_hashes(&leaf_hashes(&store).await)
+    );
+}
+
+impl TempDatabase {
+    /// Runs SQL inside the test database.
+    async fn admin_in_db(&self, sql: &str) {
+        let mut conn = PgConnection::connect(&self.url).await.expect("connect");
+        conn.execute(sql).await.expect(sql);
+        let _ = conn.close().await;
+    }
+}
+
+#[test]
+fn database_url_rewriting_keeps_the_server_and_query() {
+    assert_eq!(
+        with_database("postgres://postgres@127.0.0.1:5432/postgres", "t1"),
+        "postgres://postgres@127.0.0.1:5432/t1"
+    );
+    assert_eq!(
+        with_database("postgres://u:p@h/db?sslmode=disable", "t2"),
+        "postgres://u:p@h/t2?sslmode=disable"
+    );
+    assert_eq!(with_database("postgres://h", "t3"), "postgres://h/t3");
+}

@@ -2,6 +2,8 @@
 //! `--json`), paragraph-level change reports, quoted excerpts, editorial responsibility, the
 //! displayed-byline check for HTML, and the link to a superseded manifest.
 
+mod server_harness;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -326,4 +328,72 @@ fn a_correction_names_the_manifest_it_supersedes() {
     // Both versions still verify on their own.
     assert_eq!(byline(d, &["verify", "v1.md"]).status.code(), Some(0));
     assert_eq!(byline(d, &["verify", "v2.md"]).status.code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_editor_and_supersedes_travel_through_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = server_harness::Server::start(d, &[]);
+    server_harness::pin_trust(&server, &d.join("reader.toml"));
+    std::fs::write(d.join("v1.md"), THREE_PART).unwrap();
+    let sign_remote = |file: &str, extra: &[&str]| {
+        let mut args = vec![
+            "sign",
+            file,
+            "--server",
+            &server.url,
+            "--byline",
+            "By AI",
+            "--authorship",
+            "mixed",
+        ];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_byline"))
+            .current_dir(d)
+            .env("BYLINE_TOKEN", &server.token)
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let out = sign_remote(
+        "v1.md",
+        &[
+            "--segments",
+            "0-1:ai-generated,2-3:human",
+            "--editor",
+            "Mara Quist:news editor",
+        ],
+    );
+    assert!(out.status.success(), "{}", all(&out));
+    std::fs::write(d.join("v2.md"), THREE_PART.replace("next month", "1 March")).unwrap();
+    let out = sign_remote(
+        "v2.md",
+        &[
+            "--segments",
+            "0-3:ai-assisted",
+            "--supersedes",
+            "v1.md.byline.json",
+        ],
+    );
+    assert!(out.status.success(), "{}", all(&out));
+
+    let out = byline(d, &["verify", "v1.md", "--trust", "reader.toml", "--show"]);
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    let text = stdout(&out);
+    assert!(line_starts(&text, "Printed tables", "[human]"), "{text}");
+    assert!(line_starts(&text, "publish tide tables", "[AI]"), "{text}");
+    assert!(text.contains("Mara Quist (news editor)"), "{text}");
+    let b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("v2.md.byline.json")).unwrap())
+            .unwrap();
+    let payload = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        b["dsseEnvelope"]["payload"].as_str().unwrap(),
+    )
+    .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(st["predicate"]["supersedes"]["logIndex"], 0);
+    assert_eq!(st["predicate"]["segments"][0]["authorship"], "ai-assisted");
+    server.assert_no_panic();
 }

@@ -87,6 +87,7 @@ fn authorship(publisher: &str, n: usize) -> pb::Authorship {
         title: String::new(),
         language: "en".into(),
         published_at: None,
+        ..Default::default()
     }
 }
 

@@ -604,6 +604,38 @@ fn sign_via_server(server: &str, a: &SignArgs) -> Result<u8> {
             title: a.authorship.title.clone().unwrap_or_default(),
             language: a.authorship.language.clone().unwrap_or_default(),
             published_at: None,
+            segments: match &a.authorship.segments {
+                Some(spec) => crate::core::sign::parse_segments(spec)?
+                    .into_iter()
+                    .map(|seg| pb::Segment {
+                        start: seg.start,
+                        end: seg.end,
+                        authorship: crate::service::grpc::class_to_pb(seg.authorship) as i32,
+                    })
+                    .collect(),
+                None => Vec::new(),
+            },
+            editorial_responsibility: editorial(&a.authorship)?.map(|e| {
+                pb::EditorialResponsibility {
+                    name: e.name,
+                    role: e.role,
+                    reviewed_at: Some(prost_types::Timestamp {
+                        seconds: e.reviewed_at.unix(),
+                        nanos: 0,
+                    }),
+                    policy_url: e.policy_url.unwrap_or_default(),
+                }
+            }),
+            supersedes: a
+                .authorship
+                .supersedes
+                .as_deref()
+                .map(supersedes_of)
+                .transpose()?
+                .map(|s| pb::Supersedes {
+                    statement_sha256: s.statement_sha256.to_hex(),
+                    log_index: s.log_index,
+                }),
         };
         requests.push((
             path.clone(),

@@ -314,9 +314,59 @@ impl<S: Store> BylineService<S> {
                         .ok_or_else(|| invalid("authorship.published_at", "out of range"))
                 })
                 .transpose()?,
-            segments: None,
-            editorial_responsibility: None,
-            supersedes: None,
+            segments: if a.segments.is_empty() {
+                None
+            } else {
+                Some(
+                    a.segments
+                        .iter()
+                        .map(|seg| {
+                            let class = class_from_pb(seg.authorship).map_err(|_| {
+                                invalid("authorship.segments.authorship", "must be a known class")
+                            })?;
+                            Ok(crate::core::manifest::Segment {
+                                start: seg.start,
+                                end: seg.end,
+                                authorship: class,
+                                digital_source_type: class.digital_source_type(),
+                            })
+                        })
+                        .collect::<Result<Vec<_>, Status>>()?,
+                )
+            },
+            editorial_responsibility: a
+                .editorial_responsibility
+                .as_ref()
+                .map(|e| {
+                    Ok::<_, Status>(crate::core::manifest::EditorialResponsibility {
+                        name: e.name.clone(),
+                        role: e.role.clone(),
+                        reviewed_at: match &e.reviewed_at {
+                            Some(t) => Timestamp::from_unix(t.seconds).ok_or_else(|| {
+                                invalid(
+                                    "authorship.editorial_responsibility.reviewed_at",
+                                    "out of range",
+                                )
+                            })?,
+                            None => Timestamp::now(),
+                        },
+                        policy_url: optional(&e.policy_url),
+                    })
+                })
+                .transpose()?,
+            supersedes: a
+                .supersedes
+                .as_ref()
+                .map(|s| {
+                    Ok::<_, Status>(crate::core::manifest::Supersedes {
+                        statement_sha256: parse_digest(
+                            "authorship.supersedes.statement_sha256",
+                            &s.statement_sha256,
+                        )?,
+                        log_index: s.log_index,
+                    })
+                })
+                .transpose()?,
         };
         let (digests, paragraphs) = match req.article {
             Some(pb::sign_request::Article::Content(article)) => {
@@ -341,8 +391,11 @@ impl<S: Store> BylineService<S> {
                 .await
                 .map_err(|e| Status::internal(format!("canonicalization task failed: {e}")))?
                 .map_err(sign_error_status)?;
-                authorship.segments = segments_from_labels(&prepared.canonical.paragraph_labels)
-                    .map_err(|e| sign_error_status(e.into()))?;
+                if authorship.segments.is_none() {
+                    authorship.segments =
+                        segments_from_labels(&prepared.canonical.paragraph_labels)
+                            .map_err(|e| sign_error_status(e.into()))?;
+                }
                 (prepared.digests, Some(prepared.paragraph_digests))
             }
             Some(pb::sign_request::Article::Digests(d)) => (

@@ -170,6 +170,7 @@ pub fn ai_authorship(subject: &str) -> byline::proto::Authorship {
         title: String::new(),
         language: "en".into(),
         published_at: None,
+        ..Default::default()
     }
 }
 

@@ -321,8 +321,15 @@ fn read_config(roots: &[PathBuf]) -> Result<CheckConfig> {
         if path.exists() {
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            let file: ConfigFile =
+            let mut file: ConfigFile =
                 toml::from_str(&text).with_context(|| format!("in {}", path.display()))?;
+            // A relative trust path in byline.toml is relative to the file, as its globs are,
+            // so a CI step gives the same result from any working directory.
+            if let Some(trust) = file.check.trust.as_mut() {
+                if trust.is_relative() {
+                    *trust = root.join(&*trust);
+                }
+            }
             return Ok(file.check);
         }
     }

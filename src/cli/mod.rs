@@ -567,9 +567,19 @@ fn sign_via_server(server: &str, a: &SignArgs) -> Result<u8> {
         .map(|h| parse_human(h))
         .collect::<Result<Vec<_>>>()?;
     let mut requests = Vec::new();
+    let mut unreadable = 0usize;
     for path in &a.articles {
-        let bytes = read_article(path)?;
-        let media = media_type_for(path, a.media_type.as_deref())?;
+        // A file that cannot be read is reported and the others are still signed.
+        let read = read_article(path)
+            .and_then(|b| Ok((b, media_type_for(path, a.media_type.as_deref())?)));
+        let (bytes, media) = match read {
+            Ok(ok) => ok,
+            Err(e) => {
+                unreadable += 1;
+                eprintln!("byline: error: {}: {e:#}", path.display());
+                continue;
+            }
+        };
         let subject = a.authorship.url.clone().unwrap_or_else(|| {
             path.file_name()
                 .map(|n| n.to_string_lossy().to_string())
@@ -650,7 +660,14 @@ fn sign_via_server(server: &str, a: &SignArgs) -> Result<u8> {
             },
         ));
     }
-    server_cmds::sign_remote(server, a.ca_cert.as_deref(), requests)
+    if requests.is_empty() {
+        eprintln!(
+            "signed 0 of {} articles, {unreadable} failed",
+            a.articles.len()
+        );
+        return Ok(EXIT_NOT_VERIFIED);
+    }
+    server_cmds::sign_remote(server, a.ca_cert.as_deref(), requests, unreadable)
 }
 
 fn verify(a: VerifyArgs) -> Result<u8> {

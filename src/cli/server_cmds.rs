@@ -415,6 +415,7 @@ pub fn sign_remote(
     server: &str,
     ca_cert: Option<&Path>,
     requests: Vec<(PathBuf, pb::SignRequest)>,
+    failed_before: usize,
 ) -> Result<u8> {
     let token = super::remote::token_from_env()?;
     runtime()?.block_on(async {
@@ -431,7 +432,7 @@ pub fn sign_remote(
             .map_err(|s| anyhow!("SignStream failed: {}", status_message(&s)))?
             .into_inner();
         let bar = super::progress_bar(total);
-        let mut failed = 0usize;
+        let mut failed = failed_before;
         let mut answered = 0usize;
         while let Some(answer) = answers.message().await.map_err(|s| {
             anyhow!(
@@ -483,6 +484,7 @@ pub fn sign_remote(
             failed += total - answered;
             eprintln!("byline: the server answered {answered} of {total} requests");
         }
+        let total = total + failed_before;
         eprintln!(
             "signed {} of {total} articles{}",
             total - failed,

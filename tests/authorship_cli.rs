@@ -397,3 +397,12 @@ async fn segments_editor_and_supersedes_travel_through_the_server() {
     assert_eq!(st["predicate"]["segments"][0]["authorship"], "ai-assisted");
     server.assert_no_panic();
 }
+
+#[test]
+fn the_log_key_name_cannot_be_a_publisher() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = byline(dir.path(), &["keygen", "--publisher", "log"]);
+    assert_eq!(out.status.code(), Some(2), "{}", all(&out));
+    assert!(all(&out).contains("reserved"), "{}", all(&out));
+    assert!(!dir.path().join("keys/log.key").exists());
+}

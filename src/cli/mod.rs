@@ -301,6 +301,12 @@ fn keygen(a: KeygenArgs) -> Result<u8> {
             a.publisher
         )
     })?;
+    if a.publisher == crate::service::LOG_KEY_NAME {
+        bail!(
+            "--publisher {:?} is reserved: keys/log.key is the transparency log's key",
+            a.publisher
+        );
+    }
     std::fs::create_dir_all(&a.keys)
         .with_context(|| format!("cannot create {}", a.keys.display()))?;
     let key = SigningKey::generate();

@@ -242,6 +242,9 @@ pub fn token(cmd: TokenCommand) -> Result<u8> {
                 check_domain(&publisher).map_err(|_| {
                     anyhow!("--publisher {publisher:?} is not a lowercase domain name")
                 })?;
+                if publisher == crate::service::LOG_KEY_NAME {
+                    bail!("--publisher {publisher:?} is reserved: keys/log.key is the transparency log's key");
+                }
                 let store = crate::service::open_store(&database).await?;
                 let now = Timestamp::now();
                 let expires_at = match expires {

@@ -222,6 +222,11 @@ impl<S: Store> BylineService<S> {
         {
             return Ok(s.clone());
         }
+        if domain == crate::service::LOG_KEY_NAME {
+            return Err(Status::failed_precondition(format!(
+                "publisher {domain:?} is reserved for the transparency log's key"
+            )));
+        }
         let path = self.keys_dir.join(format!("{domain}.key"));
         let key = crate::keyfile::load_signing_key(&path).map_err(|e| {
             Status::failed_precondition(format!(

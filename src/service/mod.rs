@@ -53,9 +53,12 @@ pub struct ServeConfig {
     pub max_message_bytes: usize,
 }
 
+/// The file stem of the log key under the key directory; no publisher may be named so.
+pub const LOG_KEY_NAME: &str = "log";
+
 /// The log key file inside the key directory.
 pub fn log_key_path(keys: &Path) -> PathBuf {
-    keys.join("log.key")
+    keys.join(format!("{LOG_KEY_NAME}.key"))
 }
 
 /// Opens the log key and the stored log together, creating both on first start, and refuses

@@ -145,8 +145,13 @@ impl Timestamp {
         Self::from_unix(Utc::now().timestamp()).unwrap_or(Timestamp(DateTime::<Utc>::UNIX_EPOCH))
     }
 
-    /// From seconds since the Unix epoch.
+    /// From seconds since the Unix epoch; only years 0000–9999, the range RFC 3339 can write.
     pub fn from_unix(secs: i64) -> Option<Self> {
+        const FIRST: i64 = -62_167_219_200; // 0000-01-01T00:00:00Z
+        const LAST: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+        if !(FIRST..=LAST).contains(&secs) {
+            return None;
+        }
         DateTime::from_timestamp(secs, 0).map(Timestamp)
     }
 
@@ -719,6 +724,14 @@ mod tests {
         v["predicate"]["unknown"] = serde_json::json!(1);
         let err = AuthorshipStatement::from_payload(&serde_json::to_vec(&v).unwrap()).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn timestamps_outside_four_digit_years_are_refused() {
+        assert!(Timestamp::from_unix(253_402_300_799).is_some());
+        assert!(Timestamp::from_unix(253_402_300_800).is_none());
+        let t = Timestamp::from_unix(253_402_300_799).unwrap();
+        assert_eq!(t.to_string().parse::<Timestamp>().unwrap(), t);
     }
 
     #[test]

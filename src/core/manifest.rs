@@ -155,6 +155,11 @@ impl Timestamp {
         DateTime::from_timestamp(secs, 0).map(Timestamp)
     }
 
+    /// Whether RFC 3339 can write this time (years 0000–9999).
+    pub fn is_writable(&self) -> bool {
+        Timestamp::from_unix(self.unix()).is_some()
+    }
+
     /// Seconds since the Unix epoch.
     pub fn unix(&self) -> i64 {
         self.0.timestamp()
@@ -184,7 +189,8 @@ impl FromStr for Timestamp {
             && b[13] == b':'
             && b[16] == b':'
             && b[19] == b'Z';
-        if !shape_ok {
+        // A leap second (":60") would give one instant two spellings.
+        if !shape_ok || &s[17..19] > "59" {
             return Err(bad());
         }
         DateTime::parse_from_rfc3339(s)
@@ -504,6 +510,29 @@ impl AuthorshipPredicate {
         if let Some(segments) = &p.segments {
             validate_segments(p.authorship, segments, p.paragraphs.as_ref().map(Vec::len))?;
         }
+        let times = [
+            ("predicate.signedAt", Some(p.signed_at)),
+            ("predicate.publishedAt", p.published_at),
+            (
+                "predicate.editorialResponsibility.reviewedAt",
+                p.editorial_responsibility.as_ref().map(|e| e.reviewed_at),
+            ),
+        ];
+        for (field, time) in times {
+            if time.is_some_and(|t| !t.is_writable()) {
+                return Err(invalid(field, "is outside the years 0000–9999".into()));
+            }
+        }
+        if let Some(index) = p.supersedes.as_ref().and_then(|s| s.log_index) {
+            if index > crate::core::strict_json::MAX_SAFE_INTEGER {
+                return Err(invalid(
+                    "predicate.supersedes.logIndex",
+                    format!(
+                        "{index} is beyond 2^53 - 1, the largest integer JSON readers keep exactly"
+                    ),
+                ));
+            }
+        }
         if let Some(e) = &p.editorial_responsibility {
             check_text("predicate.editorialResponsibility.name", &e.name, true)?;
             check_text("predicate.editorialResponsibility.role", &e.role, true)?;
@@ -738,6 +767,7 @@ mod tests {
     fn timestamps_have_one_spelling() {
         assert!("2026-11-28T17:00:00Z".parse::<Timestamp>().is_ok());
         assert!("2026-11-28T17:00:00.5Z".parse::<Timestamp>().is_err());
+        assert!("2026-11-28T17:00:60Z".parse::<Timestamp>().is_err());
         assert!("2026-11-28T17:00:00+00:00".parse::<Timestamp>().is_err());
         assert!("2026-13-28T17:00:00Z".parse::<Timestamp>().is_err());
     }

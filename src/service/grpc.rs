@@ -141,6 +141,117 @@ fn parse_digest(field: &str, s: &str) -> Result<Sha256Digest, Status> {
     s.parse().map_err(|e| invalid(field, e))
 }
 
+/// Maps a request's authorship to core types: the one place `Sign` turns protobuf into the
+/// core's `Authorship`. Every malformed field is `INVALID_ARGUMENT` naming it. `publisher_name`
+/// is the server's name for the publisher, used when the request gives none; `now` stands in for
+/// an editorial review time the request leaves out.
+pub fn authorship_from_pb(
+    a: &pb::Authorship,
+    domain: &str,
+    publisher_name: &str,
+    now: Timestamp,
+) -> Result<Authorship, Status> {
+    if a.byline.trim().is_empty() {
+        return Err(invalid("authorship.byline", "must not be empty"));
+    }
+    let class = class_from_pb(a.authorship)?;
+    if a.subject.trim().is_empty() {
+        return Err(invalid(
+            "authorship.subject",
+            "must not be empty (the article's URL or id)",
+        ));
+    }
+    let authorship = Authorship {
+        subject_name: a.subject.clone(),
+        byline: a.byline.clone(),
+        authorship: class,
+        ai_systems: a
+            .ai_systems
+            .iter()
+            .map(|s| AiSystem {
+                name: s.name.clone(),
+                version: optional(&s.version),
+                provider: optional(&s.provider),
+            })
+            .collect(),
+        humans: a
+            .humans
+            .iter()
+            .map(|h| Human {
+                name: h.name.clone(),
+                role: h.role.clone(),
+            })
+            .collect(),
+        publisher: Publisher {
+            name: optional(&a.publisher_name).unwrap_or_else(|| publisher_name.to_string()),
+            domain: domain.to_string(),
+        },
+        title: optional(&a.title),
+        language: optional(&a.language),
+        published_at: a
+            .published_at
+            .map(|t| {
+                Timestamp::from_unix(t.seconds)
+                    .ok_or_else(|| invalid("authorship.published_at", "out of range"))
+            })
+            .transpose()?,
+        segments: if a.segments.is_empty() {
+            None
+        } else {
+            Some(
+                a.segments
+                    .iter()
+                    .map(|seg| {
+                        let class = class_from_pb(seg.authorship).map_err(|_| {
+                            invalid("authorship.segments.authorship", "must be a known class")
+                        })?;
+                        Ok(crate::core::manifest::Segment {
+                            start: seg.start,
+                            end: seg.end,
+                            authorship: class,
+                            digital_source_type: class.digital_source_type(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, Status>>()?,
+            )
+        },
+        editorial_responsibility: a
+            .editorial_responsibility
+            .as_ref()
+            .map(|e| {
+                Ok::<_, Status>(crate::core::manifest::EditorialResponsibility {
+                    name: e.name.clone(),
+                    role: e.role.clone(),
+                    reviewed_at: match &e.reviewed_at {
+                        Some(t) => Timestamp::from_unix(t.seconds).ok_or_else(|| {
+                            invalid(
+                                "authorship.editorial_responsibility.reviewed_at",
+                                "out of range",
+                            )
+                        })?,
+                        None => now,
+                    },
+                    policy_url: optional(&e.policy_url),
+                })
+            })
+            .transpose()?,
+        supersedes: a
+            .supersedes
+            .as_ref()
+            .map(|s| {
+                Ok::<_, Status>(crate::core::manifest::Supersedes {
+                    statement_sha256: parse_digest(
+                        "authorship.supersedes.statement_sha256",
+                        &s.statement_sha256,
+                    )?,
+                    log_index: s.log_index,
+                })
+            })
+            .transpose()?,
+    };
+    Ok(authorship)
+}
+
 impl<S: Store> BylineService<S> {
     /// Builds the service.
     pub fn new(
@@ -274,105 +385,8 @@ impl<S: Store> BylineService<S> {
                 token.publisher
             )));
         }
-        if a.byline.trim().is_empty() {
-            return Err(invalid("authorship.byline", "must not be empty"));
-        }
-        let class = class_from_pb(a.authorship)?;
-        if a.subject.trim().is_empty() {
-            return Err(invalid(
-                "authorship.subject",
-                "must not be empty (the article's URL or id)",
-            ));
-        }
         let signer = self.signer(&domain).await?;
-        let mut authorship = Authorship {
-            subject_name: a.subject.clone(),
-            byline: a.byline.clone(),
-            authorship: class,
-            ai_systems: a
-                .ai_systems
-                .iter()
-                .map(|s| AiSystem {
-                    name: s.name.clone(),
-                    version: optional(&s.version),
-                    provider: optional(&s.provider),
-                })
-                .collect(),
-            humans: a
-                .humans
-                .iter()
-                .map(|h| Human {
-                    name: h.name.clone(),
-                    role: h.role.clone(),
-                })
-                .collect(),
-            publisher: Publisher {
-                name: optional(&a.publisher_name).unwrap_or_else(|| signer.name.clone()),
-                domain: domain.clone(),
-            },
-            title: optional(&a.title),
-            language: optional(&a.language),
-            published_at: a
-                .published_at
-                .map(|t| {
-                    Timestamp::from_unix(t.seconds)
-                        .ok_or_else(|| invalid("authorship.published_at", "out of range"))
-                })
-                .transpose()?,
-            segments: if a.segments.is_empty() {
-                None
-            } else {
-                Some(
-                    a.segments
-                        .iter()
-                        .map(|seg| {
-                            let class = class_from_pb(seg.authorship).map_err(|_| {
-                                invalid("authorship.segments.authorship", "must be a known class")
-                            })?;
-                            Ok(crate::core::manifest::Segment {
-                                start: seg.start,
-                                end: seg.end,
-                                authorship: class,
-                                digital_source_type: class.digital_source_type(),
-                            })
-                        })
-                        .collect::<Result<Vec<_>, Status>>()?,
-                )
-            },
-            editorial_responsibility: a
-                .editorial_responsibility
-                .as_ref()
-                .map(|e| {
-                    Ok::<_, Status>(crate::core::manifest::EditorialResponsibility {
-                        name: e.name.clone(),
-                        role: e.role.clone(),
-                        reviewed_at: match &e.reviewed_at {
-                            Some(t) => Timestamp::from_unix(t.seconds).ok_or_else(|| {
-                                invalid(
-                                    "authorship.editorial_responsibility.reviewed_at",
-                                    "out of range",
-                                )
-                            })?,
-                            None => Timestamp::now(),
-                        },
-                        policy_url: optional(&e.policy_url),
-                    })
-                })
-                .transpose()?,
-            supersedes: a
-                .supersedes
-                .as_ref()
-                .map(|s| {
-                    Ok::<_, Status>(crate::core::manifest::Supersedes {
-                        statement_sha256: parse_digest(
-                            "authorship.supersedes.statement_sha256",
-                            &s.statement_sha256,
-                        )?,
-                        log_index: s.log_index,
-                    })
-                })
-                .transpose()?,
-        };
+        let mut authorship = authorship_from_pb(&a, &domain, &signer.name, Timestamp::now())?;
         let (digests, paragraphs) = match req.article {
             Some(pb::sign_request::Article::Content(article)) => {
                 let media: MediaType = article

@@ -59,10 +59,25 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await?;
+        // Switching a new file to WAL needs a moment of exclusive access; when another process
+        // or handle opens the same file at that instant, SQLite answers "database is locked"
+        // before the busy timeout applies. Retry for a while rather than fail the start.
+        let mut attempt = 0u32;
+        let pool = loop {
+            match SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(options.clone())
+                .await
+            {
+                Ok(pool) => break pool,
+                Err(e) if attempt < 50 && e.to_string().contains("database is locked") => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt.min(10))))
+                        .await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         Ok(SqliteStore { pool })
     }
 }

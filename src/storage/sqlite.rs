@@ -11,8 +11,8 @@ use sqlx::{Row, SqlitePool};
 use crate::core::manifest::Timestamp;
 use crate::core::merkle::{CompactRange, Hash, NodeId};
 use crate::storage::{
-    plan_append, Appended, BatchResult, EntryKind, EntryRecord, LogMeta, LogState, PendingEntry,
-    Store, StoreError, TokenRecord,
+    idempotency_keys, plan_append, BatchResult, BatchSlots, EntryKind, EntryRecord, LogMeta,
+    LogState, PendingEntry, Store, StoreError, TokenRecord,
 };
 
 const SCHEMA: &[&str] = &[
@@ -268,35 +268,24 @@ impl Store for SqliteStore {
         // BEGIN IMMEDIATE takes the write lock up front: the state read and the writes are one
         // atomic step even if another process shares the file.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut results: Vec<Option<Appended>> = vec![None; pending.len()];
-        let mut fresh = Vec::with_capacity(pending.len());
-        let mut fresh_slots = Vec::with_capacity(pending.len());
-        for (slot, p) in pending.into_iter().enumerate() {
-            if let Some(key) = &p.idempotency_key {
-                let existing = sqlx::query("SELECT idx, integrated_time FROM entries WHERE publisher = ? AND idempotency_key = ?")
-                    .bind(&p.publisher)
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if let Some(row) = existing {
-                    results[slot] = Some(Appended {
-                        index: row.try_get::<i64, _>("idx")? as u64,
-                        integrated_time: ts(row.try_get("integrated_time")?)?,
-                        existing: true,
-                    });
-                    continue;
-                }
-                // A repeat within the same batch maps to the first occurrence.
-                if let Some(first) = fresh.iter().position(|f: &PendingEntry| {
-                    f.publisher == p.publisher && f.idempotency_key.as_deref() == Some(key.as_str())
-                }) {
-                    fresh_slots.push((slot, Some(first)));
-                    continue;
-                }
+        let mut logged = std::collections::HashMap::new();
+        for (publisher, key) in idempotency_keys(&pending) {
+            let existing = sqlx::query(
+                "SELECT idx, integrated_time FROM entries WHERE publisher = ? AND idempotency_key = ?",
+            )
+            .bind(&publisher)
+            .bind(&key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = existing {
+                let at = (
+                    row.try_get::<i64, _>("idx")? as u64,
+                    ts(row.try_get("integrated_time")?)?,
+                );
+                logged.insert((publisher, key), at);
             }
-            fresh_slots.push((slot, None));
-            fresh.push(p);
         }
+        let (slots, fresh) = BatchSlots::sort(pending, &logged);
         let state = read_state(&mut tx).await?;
         let plan = plan_append(state, fresh, now);
         // Multi-row inserts: a batch is two statements, not one per row (SQLite allows 32,766
@@ -332,41 +321,7 @@ impl Store for SqliteStore {
             insert.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        let mut fresh_index = 0usize;
-        for (slot, dup_of) in fresh_slots {
-            let appended = match dup_of {
-                Some(first) => {
-                    let r = &plan.rows[first];
-                    Appended {
-                        index: r.index,
-                        integrated_time: r.integrated_time,
-                        existing: true,
-                    }
-                }
-                None => {
-                    let r = &plan.rows[fresh_index];
-                    fresh_index += 1;
-                    Appended {
-                        index: r.index,
-                        integrated_time: r.integrated_time,
-                        existing: false,
-                    }
-                }
-            };
-            results[slot] = Some(appended);
-        }
-        let entries = results
-            .into_iter()
-            .map(|r| r.ok_or_else(|| StoreError::Corrupt("batch slot left unfilled".into())))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut nodes = plan.frontier_before;
-        nodes.extend(plan.nodes);
-        Ok(BatchResult {
-            entries,
-            tree_size: plan.tree_size,
-            root: plan.root,
-            nodes,
-        })
+        slots.finish(plan)
     }
 
     async fn insert_checkpoint(

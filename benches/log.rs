@@ -636,6 +636,7 @@ fn make_entries(n: usize, key: &SigningKey) -> Result<Vec<PendingEntry>> {
             exact_sha256: Some(digests.exact.to_hex()),
             statement_sha256: Sha256Digest::of(&payload).to_hex(),
             idempotency_key: None,
+            supersedes_sha256: None,
         });
     }
     Ok(out)

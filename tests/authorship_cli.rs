@@ -406,3 +406,117 @@ fn the_log_key_name_cannot_be_a_publisher() {
     assert!(all(&out).contains("reserved"), "{}", all(&out));
     assert!(!dir.path().join("keys/log.key").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correction_chain_of_three_is_shown_in_order_and_the_oldest_is_superseded() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = server_harness::Server::start(d, &[]);
+    server_harness::pin_trust(&server, &d.join("reader.toml"));
+    let versions = [
+        THREE_PART.to_string(),
+        THREE_PART.replace("next month", "1 March"),
+        THREE_PART
+            .replace("next month", "1 March")
+            .replace("for years", "since 2019"),
+    ];
+    for (i, text) in versions.iter().enumerate() {
+        let file = format!("v{}.md", i + 1);
+        std::fs::write(d.join(&file), text).unwrap();
+        let mut args = vec![
+            "sign".to_string(),
+            file.clone(),
+            "--server".into(),
+            server.url.clone(),
+            "--byline".into(),
+            "By AI".into(),
+            "--authorship".into(),
+            "ai-generated".into(),
+            "--url".into(),
+            "https://localhost/tide".into(),
+        ];
+        if i > 0 {
+            args.push("--supersedes".into());
+            args.push(format!("v{i}.md.byline.json"));
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_byline"))
+            .current_dir(d)
+            .env("BYLINE_TOKEN", &server.token)
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", all(&out));
+    }
+    let verify = |file: &str| {
+        byline(
+            d,
+            &[
+                "verify",
+                file,
+                "--trust",
+                "reader.toml",
+                "--server",
+                &server.url,
+                "--history",
+                "--state-dir",
+                "state",
+            ],
+        )
+    };
+    // The oldest still verifies, says it is superseded, and lists all three in order.
+    let out = verify("v1.md");
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("superseded: a newer version exists (log index 2"),
+        "{text}"
+    );
+    let chain: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("log index"))
+        .collect();
+    assert_eq!(chain.len(), 3, "{text}");
+    assert!(
+        chain[0].contains("log index 0") && chain[0].ends_with("<- this article"),
+        "{text}"
+    );
+    assert!(
+        chain[1].contains("log index 1") && chain[2].contains("log index 2"),
+        "{text}"
+    );
+    // The newest shows the same chain, ending with itself, and no newer version.
+    let out = verify("v3.md");
+    assert_eq!(out.status.code(), Some(0), "{}", all(&out));
+    let text = stdout(&out);
+    assert!(!text.contains("superseded"), "{text}");
+    let chain: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("log index"))
+        .collect();
+    assert_eq!(chain.len(), 3, "{text}");
+    assert!(
+        chain[2].contains("log index 2") && chain[2].ends_with("<- this article"),
+        "{text}"
+    );
+    // JSON carries the same.
+    let out = byline(
+        d,
+        &[
+            "verify",
+            "v2.md",
+            "--trust",
+            "reader.toml",
+            "--server",
+            &server.url,
+            "--history",
+            "--json",
+            "--state-dir",
+            "state",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["superseded"], true);
+    assert_eq!(v["history"]["earlier"][0]["logIndex"], 0);
+    assert_eq!(v["history"]["later"][0]["logIndex"], 2);
+    server.assert_no_panic();
+}

@@ -166,6 +166,7 @@ fn pending(n: usize) -> PendingEntry {
         exact_sha256: Some(format!("{:064x}", n + 1_000_000)),
         statement_sha256: format!("{:064x}", n + 2_000_000),
         idempotency_key: None,
+        supersedes_sha256: None,
     }
 }
 

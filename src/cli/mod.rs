@@ -220,6 +220,10 @@ struct VerifyArgs {
     /// Print the article's paragraphs with each one's authorship label in the margin.
     #[arg(long)]
     show: bool,
+    /// Show the article's edit history from the server (earlier versions it corrects, later
+    /// ones that correct it); a superseded manifest still verifies, with a warning.
+    #[arg(long, requires = "server")]
+    history: bool,
     /// Check that this quoted excerpt appears verbatim in the signed article (needs --bundle;
     /// ARTICLE is then the excerpt).
     #[arg(long, requires = "bundle")]
@@ -777,10 +781,38 @@ fn verify(a: VerifyArgs) -> Result<u8> {
             Err(fork) => verdict.failure = Some(crate::core::verify::Failure::LogFork(fork)),
         }
     }
+    let mut history = None;
+    if let (true, Some(server), Some(_)) = (a.history, &a.server, &verdict.statement) {
+        // The statement's own bytes, from the bundle whose signature verified.
+        let payload = candidates
+            .iter()
+            .filter_map(|b| Bundle::from_json(b).ok())
+            .filter_map(|b| crate::core::dsse::decode_base64_any(&b.dsse_envelope.payload))
+            .find(|p| {
+                crate::core::manifest::AuthorshipStatement::from_payload(p)
+                    .ok()
+                    .as_ref()
+                    == verdict.statement.as_ref()
+            });
+        if let Some(payload) = payload {
+            let h = server_cmds::edit_history(server, a.ca_cert.as_deref(), &trust, &payload)?;
+            if let Some(newest) = h.later.last() {
+                verdict.warnings.push(format!(
+                    "superseded: a newer version exists (log index {}, {})",
+                    newest.log_index, newest.integrated_time
+                ));
+            }
+            history = Some(h);
+        }
+    }
     if a.json {
         let mut doc = render::verdict_json(&verdict, &name);
         if a.show {
             doc["paragraphs"] = render::paragraphs_json(&verdict);
+        }
+        if let Some(h) = &history {
+            doc["history"] = serde_json::json!(h);
+            doc["superseded"] = serde_json::json!(!h.later.is_empty());
         }
         println!("{doc}");
     } else {
@@ -790,6 +822,9 @@ fn verify(a: VerifyArgs) -> Result<u8> {
         );
         if a.show {
             print!("{}", render::paragraphs_text(&verdict));
+        }
+        if let Some(h) = &history {
+            print!("{}", render::history_text(h, &verdict));
         }
     }
     Ok(if verdict.verified() {

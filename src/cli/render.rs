@@ -269,3 +269,63 @@ pub fn paragraphs_json(verdict: &Verdict) -> serde_json::Value {
             .collect(),
     )
 }
+
+/// The edit chain around the verified manifest, oldest first (`verify --history`).
+pub fn history_text(h: &super::server_cmds::History, verdict: &Verdict) -> String {
+    let mut out = String::from("\nEdit history (oldest first):\n");
+    let line = |out: &mut String,
+                index: u64,
+                time: &str,
+                class: &str,
+                byline: &str,
+                subject: &str,
+                note: &str| {
+        out.push_str(&format!(
+            "  log index {index:<6} {time}  {class} — {byline:?} — {subject}{note}\n"
+        ));
+    };
+    for e in &h.earlier {
+        let note = if e.signature_trusted {
+            ""
+        } else {
+            "  (signature not trusted here)"
+        };
+        line(
+            &mut out,
+            e.log_index,
+            &e.integrated_time,
+            e.authorship.as_str(),
+            &e.byline,
+            &e.subject,
+            note,
+        );
+    }
+    if let (Some(st), Some(log)) = (&verdict.statement, &verdict.log) {
+        line(
+            &mut out,
+            log.log_index,
+            &log.integrated_time.to_string(),
+            st.predicate.authorship.as_str(),
+            &st.predicate.byline,
+            st.subject_name(),
+            "  <- this article",
+        );
+    }
+    for e in &h.later {
+        let note = if e.signature_trusted {
+            ""
+        } else {
+            "  (signature not trusted here)"
+        };
+        line(
+            &mut out,
+            e.log_index,
+            &e.integrated_time,
+            e.authorship.as_str(),
+            &e.byline,
+            &e.subject,
+            note,
+        );
+    }
+    out
+}

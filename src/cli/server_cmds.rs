@@ -977,3 +977,114 @@ async fn monitor(
     );
     Ok(if bad == 0 { EXIT_OK } else { EXIT_NOT_VERIFIED })
 }
+
+/// One manifest of an edit chain, as `verify --history` shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// Its log index.
+    pub log_index: u64,
+    /// The log's time for it.
+    pub integrated_time: String,
+    /// The article's URL or id.
+    pub subject: String,
+    /// The signed byline.
+    pub byline: String,
+    /// The signed authorship class.
+    pub authorship: crate::core::manifest::AuthorshipClass,
+    /// SHA-256 of its statement payload.
+    pub statement_sha256: String,
+    /// Whether its signature verifies under the local trust store.
+    pub signature_trusted: bool,
+}
+
+/// An article's edit chain around one manifest: the versions it replaced and those that
+/// replaced it, each oldest first.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct History {
+    /// Earlier versions, oldest first.
+    pub earlier: Vec<HistoryEntry>,
+    /// Later versions, oldest first.
+    pub later: Vec<HistoryEntry>,
+}
+
+/// Walks an edit chain on a server from a manifest's statement payload, back through
+/// `supersedes` and forward through the manifests that supersede it (at most 100 each way).
+pub fn edit_history(
+    server: &str,
+    ca_cert: Option<&Path>,
+    trust: &crate::core::trust::TrustStore,
+    payload: &[u8],
+) -> Result<History> {
+    use crate::core::digest::Sha256Digest;
+    use crate::core::manifest::AuthorshipStatement;
+    let keys = trust.trusted_keys()?;
+    runtime()?.block_on(async {
+        let client = connect(server, ca_cert).await?;
+        let keys = &keys;
+        let fetch = |digest: pb::lookup_request::Digest| {
+            let mut client = client.clone();
+            async move {
+                let found = client
+                    .lookup(pb::LookupRequest {
+                        digest: Some(digest),
+                    })
+                    .await
+                    .map_err(|s| anyhow!("Lookup failed: {}", status_message(&s)))?
+                    .into_inner();
+                let Some(entry) = found.entries.into_iter().next() else {
+                    return Ok::<_, anyhow::Error>(None);
+                };
+                let bundle = crate::core::bundle::Bundle::from_json(entry.bundle_json.as_bytes())?;
+                let payload = crate::core::dsse::decode_base64_any(&bundle.dsse_envelope.payload)
+                    .ok_or_else(|| {
+                    anyhow!("a manifest in the chain has a payload that is not base64")
+                })?;
+                let trusted =
+                    crate::core::dsse::verify_envelope(&bundle.dsse_envelope, keys, |k| &k.key)
+                        .is_ok();
+                let statement = AuthorshipStatement::from_payload(&payload)?;
+                let item = HistoryEntry {
+                    log_index: entry.log_index,
+                    integrated_time: bundle
+                        .log_entry
+                        .as_ref()
+                        .map(|l| l.integrated_time.clone())
+                        .unwrap_or_default(),
+                    subject: statement.subject_name().to_string(),
+                    byline: statement.predicate.byline.clone(),
+                    authorship: statement.predicate.authorship,
+                    statement_sha256: Sha256Digest::of(&payload).to_hex(),
+                    signature_trusted: trusted,
+                };
+                Ok(Some((item, statement)))
+            }
+        };
+        let mut history = History::default();
+        let own = AuthorshipStatement::from_payload(payload)?;
+        let mut back = own.predicate.supersedes.clone();
+        while let Some(link) = back.take() {
+            if history.earlier.len() >= 100 {
+                break;
+            }
+            let digest =
+                pb::lookup_request::Digest::StatementSha256(link.statement_sha256.to_hex());
+            let Some((item, statement)) = fetch(digest).await? else {
+                break;
+            };
+            history.earlier.push(item);
+            back = statement.predicate.supersedes.clone();
+        }
+        history.earlier.reverse();
+        let mut current = Sha256Digest::of(payload).to_hex();
+        while history.later.len() < 100 {
+            let digest = pb::lookup_request::Digest::SupersedesSha256(current.clone());
+            let Some((item, _)) = fetch(digest).await? else {
+                break;
+            };
+            current = item.statement_sha256.clone();
+            history.later.push(item);
+        }
+        Ok(history)
+    })
+}

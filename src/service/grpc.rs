@@ -447,6 +447,11 @@ impl<S: Store> BylineService<S> {
                 exact_sha256: Some(digests.exact.to_hex()),
                 statement_sha256: Sha256Digest::of(&payload).to_hex(),
                 idempotency_key,
+                supersedes_sha256: statement
+                    .predicate
+                    .supersedes
+                    .as_ref()
+                    .map(|s| s.statement_sha256.to_hex()),
             })
             .await
             .map_err(|e| log_status(&e))?;
@@ -671,7 +676,20 @@ impl<S: Store> Byline for Arc<BylineService<S>> {
                     parse_digest("exact_sha256", &d)?;
                     self.store.lookup_exact(&d).await
                 }
-                None => return Err(invalid("digest", "give text_sha256 or exact_sha256")),
+                Some(pb::lookup_request::Digest::StatementSha256(d)) => {
+                    parse_digest("statement_sha256", &d)?;
+                    self.store.lookup_statement(&d).await
+                }
+                Some(pb::lookup_request::Digest::SupersedesSha256(d)) => {
+                    parse_digest("supersedes_sha256", &d)?;
+                    self.store.lookup_superseding(&d).await
+                }
+                None => {
+                    return Err(invalid(
+                        "digest",
+                        "give text_sha256, exact_sha256, statement_sha256 or supersedes_sha256",
+                    ))
+                }
             }
             .map_err(store_status)?;
             let mut entries = Vec::with_capacity(records.len());

@@ -123,6 +123,8 @@ pub struct PendingEntry {
     pub statement_sha256: String,
     /// The caller's idempotency key, if any.
     pub idempotency_key: Option<String>,
+    /// SHA-256 (hex) of the statement this one supersedes, if it is a correction.
+    pub supersedes_sha256: Option<String>,
 }
 
 /// A stored log entry.
@@ -410,6 +412,16 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         sha256: &str,
     ) -> impl Future<Output = Result<Vec<EntryRecord>, StoreError>> + Send;
+    /// Entries whose statement payload has this SHA-256 (hex), oldest first.
+    fn lookup_statement(
+        &self,
+        sha256: &str,
+    ) -> impl Future<Output = Result<Vec<EntryRecord>, StoreError>> + Send;
+    /// Entries that supersede the statement with this SHA-256 (hex), oldest first.
+    fn lookup_superseding(
+        &self,
+        sha256: &str,
+    ) -> impl Future<Output = Result<Vec<EntryRecord>, StoreError>> + Send;
     /// Entries bound to an exact digest (hex), oldest first.
     fn lookup_exact(
         &self,
@@ -541,6 +553,12 @@ impl Store for AnyStore {
     async fn lookup_exact(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
         dispatch!(self, s => s.lookup_exact(sha256))
     }
+    async fn lookup_statement(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
+        dispatch!(self, s => s.lookup_statement(sha256))
+    }
+    async fn lookup_superseding(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
+        dispatch!(self, s => s.lookup_superseding(sha256))
+    }
 }
 
 #[cfg(test)]
@@ -561,6 +579,7 @@ mod tests {
             exact_sha256: None,
             statement_sha256: String::new(),
             idempotency_key: None,
+            supersedes_sha256: None,
         }
     }
 

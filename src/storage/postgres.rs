@@ -48,7 +48,7 @@ const SESSION_SETTINGS: &[(&str, &str)] = &[
 ];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Schema migrations, in order; each runs once, in one transaction with its version row.
 const MIGRATIONS: &[(i64, &[&str])] = &[(
@@ -65,6 +65,14 @@ const MIGRATIONS: &[(i64, &[&str])] = &[(
         "CREATE UNIQUE INDEX IF NOT EXISTS entries_idempotency ON entries (publisher, idempotency_key) WHERE idempotency_key IS NOT NULL",
         "CREATE TABLE IF NOT EXISTS tree_nodes (level SMALLINT NOT NULL, idx BIGINT NOT NULL, hash BYTEA NOT NULL, PRIMARY KEY (level, idx))",
         "CREATE TABLE IF NOT EXISTS checkpoints (size BIGINT PRIMARY KEY, root BYTEA NOT NULL, note TEXT NOT NULL)",
+    ],
+), (
+    2,
+    &[
+        // Edit chains: which statement an entry supersedes, and lookups by statement digest.
+        "ALTER TABLE entries ADD COLUMN IF NOT EXISTS supersedes_sha256 TEXT",
+        "CREATE INDEX IF NOT EXISTS entries_statement ON entries (statement_sha256)",
+        "CREATE INDEX IF NOT EXISTS entries_supersedes ON entries (supersedes_sha256)",
     ],
 )];
 
@@ -411,6 +419,7 @@ impl Store for PostgresStore {
             let mut exact = Vec::with_capacity(n);
             let mut statement = Vec::with_capacity(n);
             let mut key = Vec::with_capacity(n);
+            let mut supersedes = Vec::with_capacity(n);
             for row in &plan.rows {
                 let p = &row.pending;
                 idx.push(db_int(row.index)?);
@@ -423,12 +432,13 @@ impl Store for PostgresStore {
                 exact.push(p.exact_sha256.as_deref());
                 statement.push(p.statement_sha256.as_str());
                 key.push(p.idempotency_key.as_deref());
+                supersedes.push(p.supersedes_sha256.as_deref());
             }
             sqlx::query(
                 "INSERT INTO entries (idx, leaf, leaf_hash, integrated_time, kind, publisher, \
-                 text_sha256, exact_sha256, statement_sha256, idempotency_key) \
+                 text_sha256, exact_sha256, statement_sha256, idempotency_key, supersedes_sha256) \
                  SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::bigint[], \
-                 $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])",
+                 $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[])",
             )
             .bind(&idx)
             .bind(&leaf)
@@ -440,6 +450,7 @@ impl Store for PostgresStore {
             .bind(&exact)
             .bind(&statement)
             .bind(&key)
+            .bind(&supersedes)
             .execute(&mut *tx)
             .await?;
 
@@ -549,6 +560,26 @@ impl Store for PostgresStore {
     async fn lookup_text(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
         let rows = sqlx::query(select_entries!(
             "WHERE text_sha256 = $1 ORDER BY idx LIMIT 100"
+        ))
+        .bind(sha256)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn lookup_statement(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
+        let rows = sqlx::query(select_entries!(
+            "WHERE statement_sha256 = $1 ORDER BY idx LIMIT 100"
+        ))
+        .bind(sha256)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn lookup_superseding(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
+        let rows = sqlx::query(select_entries!(
+            "WHERE supersedes_sha256 = $1 ORDER BY idx LIMIT 100"
         ))
         .bind(sha256)
         .fetch_all(&self.pool)

@@ -19,7 +19,7 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS log_meta (id INTEGER PRIMARY KEY CHECK (id = 1), origin TEXT NOT NULL, verifier_key TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS publishers (domain TEXT PRIMARY KEY, name TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, publisher TEXT NOT NULL, secret_sha256 BLOB NOT NULL, admin INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER, revoked INTEGER NOT NULL DEFAULT 0)",
-    "CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, leaf BLOB NOT NULL, leaf_hash BLOB NOT NULL, integrated_time INTEGER NOT NULL, kind TEXT NOT NULL, publisher TEXT NOT NULL, text_sha256 TEXT, exact_sha256 TEXT, statement_sha256 TEXT NOT NULL, idempotency_key TEXT)",
+    "CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, leaf BLOB NOT NULL, leaf_hash BLOB NOT NULL, integrated_time INTEGER NOT NULL, kind TEXT NOT NULL, publisher TEXT NOT NULL, text_sha256 TEXT, exact_sha256 TEXT, statement_sha256 TEXT NOT NULL, idempotency_key TEXT, supersedes_sha256 TEXT)",
     "CREATE INDEX IF NOT EXISTS entries_text ON entries(text_sha256)",
     "CREATE INDEX IF NOT EXISTS entries_exact ON entries(exact_sha256)",
     "CREATE INDEX IF NOT EXISTS entries_leaf_hash ON entries(leaf_hash)",
@@ -180,6 +180,23 @@ impl Store for SqliteStore {
         for stmt in SCHEMA {
             sqlx::query(stmt).execute(&self.pool).await?;
         }
+        // Databases made before edit chains were indexed gain the column in place.
+        let has_supersedes: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pragma_table_info('entries') WHERE name = 'supersedes_sha256'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        if has_supersedes == 0 {
+            sqlx::query("ALTER TABLE entries ADD COLUMN supersedes_sha256 TEXT")
+                .execute(&self.pool)
+                .await?;
+        }
+        for stmt in [
+            "CREATE INDEX IF NOT EXISTS entries_statement ON entries(statement_sha256)",
+            "CREATE INDEX IF NOT EXISTS entries_supersedes ON entries(supersedes_sha256)",
+        ] {
+            sqlx::query(stmt).execute(&self.pool).await?;
+        }
         Ok(())
     }
 
@@ -290,9 +307,9 @@ impl Store for SqliteStore {
         let plan = plan_append(state, fresh, now);
         // Multi-row inserts: a batch is two statements, not one per row (SQLite allows 32,766
         // bound parameters; chunks stay well below it).
-        for chunk in plan.rows.chunks(1000) {
+        for chunk in plan.rows.chunks(900) {
             let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO entries (idx, leaf, leaf_hash, integrated_time, kind, publisher, text_sha256, exact_sha256, statement_sha256, idempotency_key) ",
+                "INSERT INTO entries (idx, leaf, leaf_hash, integrated_time, kind, publisher, text_sha256, exact_sha256, statement_sha256, idempotency_key, supersedes_sha256) ",
             );
             insert.push_values(chunk, |mut b, row| {
                 let p = &row.pending;
@@ -305,7 +322,8 @@ impl Store for SqliteStore {
                     .push_bind(p.text_sha256.clone())
                     .push_bind(p.exact_sha256.clone())
                     .push_bind(p.statement_sha256.clone())
-                    .push_bind(p.idempotency_key.clone());
+                    .push_bind(p.idempotency_key.clone())
+                    .push_bind(p.supersedes_sha256.clone());
             });
             insert.build().execute(&mut *tx).await?;
         }
@@ -392,6 +410,22 @@ impl Store for SqliteStore {
 
     async fn lookup_text(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
         let rows = sqlx::query("SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE text_sha256 = ? ORDER BY idx LIMIT 100")
+            .bind(sha256)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn lookup_statement(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
+        let rows = sqlx::query("SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE statement_sha256 = ? ORDER BY idx LIMIT 100")
+            .bind(sha256)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn lookup_superseding(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
+        let rows = sqlx::query("SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE supersedes_sha256 = ? ORDER BY idx LIMIT 100")
             .bind(sha256)
             .fetch_all(&self.pool)
             .await?;

@@ -22,7 +22,7 @@ use byline::service::log::{consistency_proof, inclusion_proof};
 use byline::storage::postgres::PostgresStore;
 use byline::storage::sqlite::SqliteStore;
 use byline::storage::{
-    BatchResult, EntryKind, LogMeta, PendingEntry, Store, StoreError, TokenRecord,
+    BatchResult, EntryKind, EntryRecord, LogMeta, PendingEntry, Store, StoreError, TokenRecord,
 };
 use rand_core::RngCore;
 use sqlx::{Connection, Executor, PgConnection};
@@ -454,6 +454,44 @@ async fn stored_nodes_prove_inclusion_and_consistency<S: Backend>(url: &str) {
     }
 }
 
+async fn edit_chains_are_found_both_ways<S: Backend>(url: &str) {
+    let store = S::open(url).await;
+    let v1 = pending(1);
+    let v2 = PendingEntry {
+        supersedes_sha256: Some(v1.statement_sha256.clone()),
+        ..pending(2)
+    };
+    let v3 = PendingEntry {
+        supersedes_sha256: Some(v2.statement_sha256.clone()),
+        ..pending(3)
+    };
+    let (s1, s2) = (v1.statement_sha256.clone(), v2.statement_sha256.clone());
+    store.append(vec![v1, v2], time(0)).await.unwrap();
+    store.append(vec![pending(9), v3], time(1)).await.unwrap();
+    let index_of = |found: Vec<EntryRecord>| found.iter().map(|e| e.index).collect::<Vec<_>>();
+    assert_eq!(
+        index_of(store.lookup_statement(&s1).await.unwrap()),
+        vec![0]
+    );
+    assert_eq!(
+        index_of(store.lookup_statement(&s2).await.unwrap()),
+        vec![1]
+    );
+    assert_eq!(
+        index_of(store.lookup_superseding(&s1).await.unwrap()),
+        vec![1]
+    );
+    assert_eq!(
+        index_of(store.lookup_superseding(&s2).await.unwrap()),
+        vec![3]
+    );
+    assert!(store
+        .lookup_superseding(&"00".repeat(32))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 async fn lookups_find_entries_by_digest_and_range<S: Backend>(url: &str) {
     let store = S::open(url).await;
     let shared = "ab".repeat(32);
@@ -659,6 +697,7 @@ store_suite!(
     integrated_time_never_decreases,
     stored_nodes_prove_inclusion_and_consistency,
     lookups_find_entries_by_digest_and_range,
+    edit_chains_are_found_both_ways,
     latest_checkpoint_is_the_largest,
     concurrent_writers_share_one_gap_free_log,
 );

@@ -53,6 +53,30 @@ async fn sign_by_content_and_by_digests_verify_offline() {
     std::fs::write(dir.path().join("a1.md"), &article).unwrap();
     std::fs::write(dir.path().join("a1.json"), &signed.bundle_json).unwrap();
 
+    // The Verify RPC (for publishers' own systems) judges with the server's keys and log.
+    let verify = |content: String| pb::VerifyRequest {
+        article: Some(pb::Article {
+            content: content.into_bytes(),
+            media_type: "text/markdown".into(),
+        }),
+        bundle_json: signed.bundle_json.clone(),
+        require_exact: false,
+    };
+    let answer = client
+        .verify(verify(article.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.verified, "{answer:?}");
+    assert_eq!((answer.byline.as_str(), answer.logged), ("By AI", true));
+    let answer = client
+        .verify(verify(article.replace("approved", "rejected")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!answer.verified);
+    assert_eq!(answer.failure_code, "digest-mismatch");
+
     // By digests: the server never sees the text.
     let article2 = server_harness::article(2);
     let prepared = prepare_article(article2.as_bytes(), MediaType::Markdown, 1 << 22).unwrap();

@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
 
-use crate::core::canonical::MediaType;
 use crate::core::dsse::encode_base64;
 use crate::core::keys::public_key_from_base64;
-use crate::core::logproof::{decode_hashes, open_checkpoint};
+use crate::core::logproof::{hashes_from_bytes, open_checkpoint};
 use crate::core::manifest::{check_domain, Timestamp};
 use crate::core::merkle::{leaf_hash, verify_inclusion};
 use crate::proto as pb;
@@ -653,13 +652,7 @@ pub fn log(cmd: LogCommand) -> Result<u8> {
                     .filter(|l| l.log_index == index)
                     .ok_or_else(|| anyhow!("the server returned no entry {index}"))?;
                 let checkpoint = open_checkpoint(&proof.checkpoint, &trust.logs)?;
-                let hashes = decode_hashes(
-                    &proof
-                        .hashes
-                        .iter()
-                        .map(|h| encode_base64(h))
-                        .collect::<Vec<_>>(),
-                )?;
+                let hashes = hashes_from_bytes(&proof.hashes)?;
                 let verdict = verify_inclusion(
                     index,
                     checkpoint.size,
@@ -723,11 +716,6 @@ pub fn log(cmd: LogCommand) -> Result<u8> {
             }
         }
     })
-}
-
-/// The media type's protobuf string.
-pub fn media_type_string(m: MediaType) -> String {
-    m.as_str().to_string()
 }
 
 /// Where the CLI remembers the largest checkpoint it has seen of each log: `BYLINE_STATE_DIR`,
@@ -805,8 +793,7 @@ pub fn check_log_consistency(
                     .await
                     .map_err(|s| anyhow!("GetConsistencyProof failed: {}", status_message(&s)))?
                     .into_inner();
-                let as_text: Vec<String> = p.hashes.iter().map(|h| encode_base64(h)).collect();
-                decode_hashes(&as_text)?
+                hashes_from_bytes(&p.hashes)?
             } else {
                 Vec::new()
             };
@@ -894,13 +881,7 @@ async fn monitor(
                     .await
                     .map_err(|s| anyhow!("GetInclusionProof failed: {}", status_message(&s)))?
                     .into_inner();
-                let hashes = decode_hashes(
-                    &proof
-                        .hashes
-                        .iter()
-                        .map(|h| encode_base64(h))
-                        .collect::<Vec<_>>(),
-                )?;
+                let hashes = hashes_from_bytes(&proof.hashes)?;
                 if let Err(e) = verify_inclusion(
                     index,
                     checkpoint.size,

@@ -145,6 +145,15 @@ pub fn decode_hashes(hashes: &[String]) -> Result<Vec<Hash>, LogProofError> {
         .collect()
 }
 
+/// Converts proof hashes as raw bytes (how the gRPC API carries them) into hashes.
+pub fn hashes_from_bytes(hashes: &[Vec<u8>]) -> Result<Vec<Hash>, LogProofError> {
+    hashes
+        .iter()
+        .enumerate()
+        .map(|(index, h)| <Hash>::try_from(h.as_slice()).map_err(|_| LogProofError::Hash { index }))
+        .collect()
+}
+
 /// Checks a bundle's log entry against its envelope and the pinned logs.
 pub fn verify_log_entry(
     envelope: &Envelope,

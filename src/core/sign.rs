@@ -24,9 +24,6 @@ pub enum SignError {
     /// The authorship metadata breaks a rule of the predicate.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    /// The signing key is not trusted for the publisher named (checked by callers that know).
-    #[error("{0}")]
-    Refused(String),
 }
 
 /// What the signer says about an article, besides its digests.

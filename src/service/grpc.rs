@@ -64,7 +64,8 @@ pub struct BylineService<S: Store> {
     signers: RwLock<HashMap<String, Arc<PublisherSigner>>>,
     log: Arc<LogSigner>,
     sequencer: Sequencer,
-    trust: TrustStore,
+    /// The server's trust store, with its own log pinned, shared by every `Verify` call.
+    trust: Arc<TrustStore>,
     limiter: Arc<Semaphore>,
     token_cache: Mutex<HashMap<String, (TokenRecord, Instant)>>,
 }
@@ -99,7 +100,6 @@ fn sign_error_status(e: SignError) -> Status {
             invalid(field, reason)
         }
         SignError::Manifest(m) => Status::invalid_argument(m.to_string()),
-        SignError::Refused(m) => Status::permission_denied(m),
     }
 }
 
@@ -260,8 +260,14 @@ impl<S: Store> BylineService<S> {
         keys_dir: PathBuf,
         log: Arc<LogSigner>,
         sequencer: Sequencer,
-        trust: TrustStore,
+        mut trust: TrustStore,
     ) -> Self {
+        // Verify answers with the server's own log pinned beside the configured logs.
+        trust.logs.push(crate::core::trust::LogEntryTrust {
+            origin: log.origin().to_string(),
+            verifier_key: log.verifier_key(),
+            source: Some("this server".into()),
+        });
         BylineService {
             store,
             limiter: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
@@ -270,7 +276,7 @@ impl<S: Store> BylineService<S> {
             signers: RwLock::new(HashMap::new()),
             log,
             sequencer,
-            trust,
+            trust: Arc::new(trust),
             token_cache: Mutex::new(HashMap::new()),
         }
     }
@@ -468,16 +474,17 @@ impl<S: Store> BylineService<S> {
             integrated_time: Some(timestamp_pb(logged.appended.integrated_time)),
         })
     }
+}
 
-    /// The server's trust store plus its own log, for `Verify`.
-    fn verify_trust(&self) -> TrustStore {
-        let mut trust = self.trust.clone();
-        trust.logs.push(crate::core::trust::LogEntryTrust {
-            origin: self.log.origin().to_string(),
-            verifier_key: self.log.verifier_key(),
-            source: Some("this server".into()),
-        });
-        trust
+/// A requested tree size, where 0 means the latest; larger than the log is an error.
+fn size_or_latest(field: &str, requested: u64, latest: u64) -> Result<u64, Status> {
+    match requested {
+        0 => Ok(latest),
+        n if n > latest => Err(invalid(
+            field,
+            format!("{n} is larger than the log ({latest})"),
+        )),
+        n => Ok(n),
     }
 }
 
@@ -595,7 +602,7 @@ impl<S: Store> Byline for Arc<BylineService<S>> {
                 max_article_bytes: self.limits.max_article_bytes,
                 ..VerifyOptions::default()
             };
-            let trust = self.verify_trust();
+            let trust = self.trust.clone();
             let verdict = tokio::task::spawn_blocking(move || {
                 verify_article(
                     &article.content,
@@ -693,8 +700,11 @@ impl<S: Store> Byline for Arc<BylineService<S>> {
             }
             .map_err(store_status)?;
             let mut entries = Vec::with_capacity(records.len());
+            let (size, note) = logsvc::latest_checkpoint(&self.store)
+                .await
+                .map_err(|e| log_status(&e))?;
             for record in &records {
-                let bundle = logsvc::bundle_for_entry(&self.store, record)
+                let bundle = logsvc::bundle_for_entry(&self.store, record, (size, &note))
                     .await
                     .map_err(|e| log_status(&e))?;
                 entries.push(pb::LookupEntry {
@@ -775,17 +785,7 @@ impl<S: Store> Byline for Arc<BylineService<S>> {
         let (latest, note) = logsvc::latest_checkpoint(&self.store)
             .await
             .map_err(|e| log_status(&e))?;
-        let size = if req.tree_size == 0 {
-            latest
-        } else {
-            req.tree_size
-        };
-        if size > latest {
-            return Err(invalid(
-                "tree_size",
-                format!("{size} is larger than the log ({latest})"),
-            ));
-        }
+        let size = size_or_latest("tree_size", req.tree_size, latest)?;
         let index = match req.leaf {
             Some(pb::get_inclusion_proof_request::Leaf::LogIndex(i)) => i,
             Some(pb::get_inclusion_proof_request::Leaf::LeafHash(h)) => {
@@ -826,17 +826,7 @@ impl<S: Store> Byline for Arc<BylineService<S>> {
         let (latest, note) = logsvc::latest_checkpoint(&self.store)
             .await
             .map_err(|e| log_status(&e))?;
-        let to = if req.to_size == 0 {
-            latest
-        } else {
-            req.to_size
-        };
-        if to > latest {
-            return Err(invalid(
-                "to_size",
-                format!("{to} is larger than the log ({latest})"),
-            ));
-        }
+        let to = size_or_latest("to_size", req.to_size, latest)?;
         if req.from_size == 0 || req.from_size > to {
             return Err(invalid("from_size", format!("must be between 1 and {to}")));
         }

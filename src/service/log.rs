@@ -292,12 +292,13 @@ pub async fn consistency_proof<S: Store>(
     Ok(plan.assemble(&hashes).map_err(StoreError::from)?)
 }
 
-/// A full bundle for a stored entry, proved against the latest checkpoint.
+/// A full bundle for a stored entry, proved against the checkpoint `(size, note)` (read once
+/// by the caller, however many entries it answers with).
 pub async fn bundle_for_entry<S: Store>(
     store: &S,
     record: &EntryRecord,
+    (size, note): (u64, &str),
 ) -> Result<Bundle, LogError> {
-    let (size, note) = latest_checkpoint(store).await?;
     let proof = inclusion_proof(store, record.index, size).await?;
     Ok(Bundle {
         media_type: crate::core::constants::BUNDLE_MEDIA_TYPE_V1.to_string(),
@@ -308,7 +309,7 @@ pub async fn bundle_for_entry<S: Store>(
             inclusion_proof: InclusionProof {
                 tree_size: size,
                 hashes: proof.iter().map(|h| encode_base64(h)).collect(),
-                checkpoint: note,
+                checkpoint: note.to_string(),
             },
         }),
     })

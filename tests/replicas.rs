@@ -7,10 +7,10 @@
 //! it afterwards; without that variable the tests say "SKIPPED" on standard error (past the
 //! harness's capture) and `postgres_tests_ran_or_say_why` fails when `CI` is set.
 
+mod pg_harness;
 mod server_harness;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,57 +23,13 @@ use byline::core::trust::TrustStore;
 use byline::core::verify::{verify_article, VerifyOptions};
 use byline::proto as pb;
 use byline::proto::byline_client::BylineClient;
-use rand_core::RngCore;
+use pg_harness::{say, TempDatabase, SKIPPED};
 use server_harness::{content_request, pin_trust, with_token, Server};
 use sqlx::{Connection, Executor, PgConnection};
 use tonic::transport::Channel;
 use tonic::Code;
 
-const SKIPPED: &str = "SKIPPED: BYLINE_TEST_DATABASE_URL is not set (no PostgreSQL)";
-
-/// Writes to standard error past the test harness's capture, so the line shows in `cargo test`.
-fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-/// A database of its own on the PostgreSQL server, dropped (forcibly) when this is dropped.
-struct TempDatabase {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-/// `url` with its database replaced by `name` (the query, if any, kept).
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let authority_end = base[authority_start..]
-        .find('/')
-        .map_or(base.len(), |i| authority_start + i);
-    format!("{}/{name}{query}", &base[..authority_end])
-}
-
 impl TempDatabase {
-    async fn create(test: &str) -> Option<TempDatabase> {
-        let Ok(admin) = std::env::var("BYLINE_TEST_DATABASE_URL") else {
-            say(&format!("{SKIPPED}: {test}"));
-            return None;
-        };
-        let name = format!("byline_test_{:016x}", rand_core::OsRng.next_u64());
-        let mut conn = PgConnection::connect(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("BYLINE_TEST_DATABASE_URL is set but unusable: {e}"));
-        conn.execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create the test database");
-        let _ = conn.close().await;
-        let url = with_database(&admin, &name);
-        Some(TempDatabase { admin, name, url })
-    }
-
     /// An administrator's connection to the server (not to the test database, so that cutting
     /// the test database off does not cut it).
     async fn admin(&self) -> PgConnection {
@@ -87,28 +43,6 @@ impl TempDatabase {
              WHERE datname = '{}' AND pid <> pg_backend_pid()",
             self.name
         )
-    }
-}
-
-impl Drop for TempDatabase {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(mut conn) = PgConnection::connect(&admin).await {
-                    let _ = conn.execute(sql.as_str()).await;
-                    let _ = conn.close().await;
-                }
-            });
-        })
-        .join();
     }
 }
 

@@ -12,6 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&files),
     )?;
     tonic_prost_build::configure()
+        // Malformed requests are INVALID_ARGUMENT, not INTERNAL (src/service/codec.rs).
+        .codec_path("crate::service::codec::StrictProstCodec")
         .build_client(true)
         .build_server(true)
         .compile_fds(files)?;

@@ -8,6 +8,7 @@ pub mod check;
 pub mod files;
 pub mod remote;
 pub mod render;
+pub mod revoke;
 pub mod server_cmds;
 
 use std::path::{Path, PathBuf};
@@ -78,6 +79,9 @@ enum Command {
     /// Read the transparency log of a server.
     #[command(subcommand)]
     Log(server_cmds::LogCommand),
+    /// Retract a manifest (--log-index) or revoke a publisher key (--keyid) through a server;
+    /// the revocation is itself logged.
+    Revoke(revoke::RevokeArgs),
     /// Measure a server: a load generator with the raw rate of the same work for comparison.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -295,6 +299,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Trust(TrustCommand::Add(a)) => server_cmds::trust_add(a),
         Command::Log(c) => server_cmds::log(c),
         Command::Bench(BenchCommand::Sign(a)) => bench::bench_sign(a),
+        Command::Revoke(a) => revoke::revoke(a),
     }
 }
 
@@ -757,12 +762,35 @@ fn verify(a: VerifyArgs) -> Result<u8> {
         .iter()
         .map(|b| verify_article(&bytes, media, b, &trust, &options, now))
         .collect();
-    let mut verdict = verdicts
-        .iter()
-        .find(|v| v.verified())
-        .or_else(|| verdicts.first())
-        .cloned()
-        .unwrap_or_default();
+    let chosen = verdicts.iter().position(|v| v.verified()).unwrap_or(0);
+    let mut verdict = verdicts.get(chosen).cloned().unwrap_or_default();
+    // With a server, the log's revocations of this statement (retractions) and of its key
+    // count too: the verdict is judged again with those that verify under the trust store.
+    if let (Some(server), Some(_)) = (&a.server, &verdict.statement_sha256) {
+        let (revocations, warnings) = revoke::fetch_revocations(
+            server,
+            a.ca_cert.as_deref(),
+            &trust,
+            &crate::core::verify::revocation_targets(&verdict),
+        )?;
+        if !revocations.is_empty() {
+            if let Some(bundle) = candidates
+                .get(chosen)
+                .and_then(|b| Bundle::from_json(b).ok())
+            {
+                verdict = crate::core::verify::verify_bundle_with_revocations(
+                    &bytes,
+                    media,
+                    &bundle,
+                    &trust,
+                    &revocations,
+                    &options,
+                    now,
+                );
+            }
+        }
+        verdict.warnings.extend(warnings);
+    }
     // With a server, the bundle's checkpoint (and the largest one seen before) must be
     // consistent with the log's latest: a log showing two histories is a failure.
     if let (Some(server), Some(log), true) = (&a.server, &verdict.log, verdict.verified()) {

@@ -129,7 +129,8 @@ fn resolve(args: ServeArgs) -> Result<ServeConfig> {
     })
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// A runtime for one blocking CLI command that talks to a server.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -841,6 +842,65 @@ async fn monitor(
         .into_inner()
         .checkpoint;
     let checkpoint = open_checkpoint(&note, &trust.logs)?;
+    let log_keys: Vec<ed25519_dalek::VerifyingKey> =
+        crate::core::logproof::pinned_log_verifiers(&trust.logs)?
+            .into_iter()
+            .filter(|(_, pin)| pin.origin == checkpoint.origin)
+            .map(|(v, _)| *v.key())
+            .collect();
+    let revocation_line = |envelope: &Envelope,
+                           parsed: Result<
+        crate::core::revocation::RevocationStatement,
+        crate::core::revocation::RevocationError,
+    >,
+                           keys: &[crate::core::trust::TrustedKey],
+                           log_keys: &[ed25519_dalek::VerifyingKey]|
+     -> Option<(String, bool)> {
+        use crate::core::revocation::RevocationAction;
+        let statement = match parsed {
+            Ok(s) => s,
+            Err(e) => return Some((format!("MALFORMED REVOCATION: {e}"), true)),
+        };
+        let p = &statement.predicate;
+        if p.publisher_domain != publisher {
+            return None;
+        }
+        match p.action {
+            RevocationAction::RetractManifest => {
+                let target = p.manifest.as_ref().map(|m| m.log_index).unwrap_or_default();
+                match verify_envelope(envelope, keys, |k| &k.key) {
+                    Ok(_) => Some((
+                        format!("RETRACTION of entry {target}: {:?}", p.reason),
+                        false,
+                    )),
+                    Err(_) => Some((
+                        format!(
+                            "RETRACTION of entry {target} CLAIMS {publisher} BUT IS NOT SIGNED BY ITS KEYS"
+                        ),
+                        true,
+                    )),
+                }
+            }
+            RevocationAction::RevokeKey => {
+                let (id, since) = p
+                    .key
+                    .as_ref()
+                    .map(|k| (k.keyid.clone(), k.revoked_since.to_string()))
+                    .unwrap_or_default();
+                let short = crate::core::dsse::short_keyid(&id).to_string();
+                match verify_envelope(envelope, log_keys, |k| k) {
+                    Ok(_) => Some((
+                        format!("KEY REVOKED {short} from {since}: {:?}", p.reason),
+                        false,
+                    )),
+                    Err(_) => Some((
+                        format!("KEY REVOCATION of {short} NOT SIGNED BY THE LOG"),
+                        true,
+                    )),
+                }
+            }
+        }
+    };
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]
     struct Leaf {
@@ -901,8 +961,23 @@ async fn monitor(
                 index += 1;
                 continue;
             };
-            let statement = crate::core::dsse::decode_base64_any(&parsed.dsse_envelope.payload)
-                .and_then(|p| AuthorshipStatement::from_payload(&p).ok());
+            let payload = crate::core::dsse::decode_base64_any(&parsed.dsse_envelope.payload);
+            if let Some(revocation) = payload
+                .as_deref()
+                .filter(|p| crate::core::revocation::is_revocation_payload(p))
+                .map(crate::core::revocation::from_payload)
+            {
+                let line = revocation_line(&parsed.dsse_envelope, revocation, &keys, &log_keys);
+                if let Some((line, problem)) = line {
+                    if problem {
+                        bad += 1;
+                    }
+                    println!("{index}\t{}\t{line}", parsed.integrated_time);
+                }
+                index += 1;
+                continue;
+            }
+            let statement = payload.and_then(|p| AuthorshipStatement::from_payload(&p).ok());
             let claims_publisher = statement
                 .as_ref()
                 .is_some_and(|s| s.predicate.publisher.domain == publisher);

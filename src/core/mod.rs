@@ -16,6 +16,7 @@ pub mod logproof;
 pub mod manifest;
 pub mod merkle;
 pub mod note;
+pub mod revocation;
 pub mod sign;
 pub mod strict_json;
 pub mod trust;

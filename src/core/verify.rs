@@ -13,6 +13,7 @@ use crate::core::digest::Sha256Digest;
 use crate::core::dsse::{verify_envelope, DsseError};
 use crate::core::logproof::{verify_log_entry, VerifiedLogEntry};
 use crate::core::manifest::{AuthorshipClass, AuthorshipStatement, Timestamp};
+use crate::core::revocation::{apply_key_revocations, retraction_of, VerifiedRevocation};
 use crate::core::sign::prepare_article;
 use crate::core::trust::{KeyStanding, TrustStore, TrustedKey};
 
@@ -132,6 +133,18 @@ pub enum Failure {
     /// The log showed two histories (a fork) when checked against the latest checkpoint.
     #[error("{0}")]
     LogFork(String),
+    /// The publisher retracted this manifest, in an entry the log proves.
+    #[error("retracted by {publisher} at {at} (log index {log_index}): {reason}")]
+    Retracted {
+        /// The publisher that retracted it.
+        publisher: String,
+        /// The log's time for the retraction.
+        at: Timestamp,
+        /// The retraction's log index.
+        log_index: u64,
+        /// The reason it gives.
+        reason: String,
+    },
     /// The page shows a byline other than the signed one.
     #[error("displayed byline {displayed:?} does not match the signed byline {signed:?}")]
     DisplayedBylineMismatch {
@@ -164,6 +177,7 @@ impl Failure {
             Failure::ExactBindingRequired => "exact-binding-required",
             Failure::DisplayedBylineMismatch { .. } => "displayed-byline-mismatch",
             Failure::LogFork(_) => "log-fork",
+            Failure::Retracted { .. } => "retracted",
         }
     }
 }
@@ -209,6 +223,8 @@ pub struct Verdict {
     /// The verified statement (present once the signature checked out, even if a later check
     /// failed, so a verdict can say what was signed).
     pub statement: Option<AuthorshipStatement>,
+    /// SHA-256 of the verified statement payload (how retractions and corrections name it).
+    pub statement_sha256: Option<Sha256Digest>,
     /// The trust entry whose key verified the signature.
     pub signer: Option<TrustedKey>,
     /// How the key stood at the signing time.
@@ -308,6 +324,7 @@ pub fn verify_bundle(
     };
     let mut signer = verified.signer.clone();
     verdict.signer = Some(signer.clone());
+    verdict.statement_sha256 = Some(Sha256Digest::of(&verified.payload));
     if envelope.payload_type != PAYLOAD_TYPE_IN_TOTO {
         return verdict.fail(Failure::UnsupportedPayloadType {
             got: envelope.payload_type.clone(),
@@ -470,6 +487,61 @@ pub fn verify_bundle(
         return verdict.fail(Failure::ExactBindingRequired);
     }
     verdict
+}
+
+/// Verifies like [`verify_bundle`], with logged revocations taken into account: key revocations
+/// are applied to (a copy of) the trust store first, so a signature the log integrated after a
+/// key's revocation fails and one integrated before it verifies as a "retired key"; then a
+/// retraction of the verified statement by its publisher turns "verified" into "retracted".
+/// `revocations` must already be verified ([`crate::core::revocation::verify_revocation`]).
+pub fn verify_bundle_with_revocations(
+    article: &[u8],
+    media_type: MediaType,
+    bundle: &Bundle,
+    trust: &TrustStore,
+    revocations: &[VerifiedRevocation],
+    options: &VerifyOptions,
+    now: Timestamp,
+) -> Verdict {
+    let mut adjusted;
+    let trust = if revocations.is_empty() {
+        trust
+    } else {
+        adjusted = trust.clone();
+        apply_key_revocations(&mut adjusted, revocations);
+        &adjusted
+    };
+    let mut verdict = verify_bundle(article, media_type, bundle, trust, options, now);
+    let (Some(digest), Some(statement)) = (verdict.statement_sha256, &verdict.statement) else {
+        return verdict;
+    };
+    if let Some(r) = retraction_of(revocations, &digest, &statement.predicate.publisher.domain) {
+        let failure = Failure::Retracted {
+            publisher: r.predicate().publisher_domain.clone(),
+            at: r.integrated_time,
+            log_index: r.log_index,
+            reason: r.predicate().reason.clone(),
+        };
+        if verdict.verified() {
+            verdict.failure = Some(failure);
+        } else {
+            verdict.warnings.push(format!("also {failure}"));
+        }
+    }
+    verdict
+}
+
+/// What to ask a log about once a bundle's signature has verified: revocations of its statement
+/// (retractions) and of the key that signed it (key revocations), as hex digests.
+pub fn revocation_targets(verdict: &Verdict) -> Vec<String> {
+    let mut targets = Vec::new();
+    if let Some(d) = &verdict.statement_sha256 {
+        targets.push(d.to_hex());
+    }
+    if let Some(signer) = &verdict.signer {
+        targets.push(signer.keyid.clone());
+    }
+    targets
 }
 
 /// Aligns displayed paragraph digests with signed ones (longest common subsequence) and lists

@@ -15,15 +15,20 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::core::bundle::Bundle;
 use crate::core::canonical::MediaType;
 use crate::core::digest::{ArticleDigests, Sha256Digest};
+use crate::core::dsse::decode_base64_any;
 use crate::core::keys::{keyid, public_key_from_base64, SigningKey};
+use crate::core::manifest::AuthorshipStatement;
 use crate::core::manifest::{
     AiSystem, AuthorshipClass, Human, ManifestError, Publisher, Timestamp,
 };
+use crate::core::revocation::{self, VerifiedRevocation};
 use crate::core::sign::{
     build_statement, prepare_article, segments_from_labels, sign_statement, Authorship, SignError,
 };
 use crate::core::trust::TrustStore;
-use crate::core::verify::{verify_article, Binding, VerifyOptions};
+use crate::core::verify::{
+    revocation_targets, verify_article, verify_bundle_with_revocations, Binding, VerifyOptions,
+};
 use crate::proto::byline_server::Byline;
 use crate::proto::{self as pb};
 use crate::service::auth::{check_token, parse_bearer, AuthError};
@@ -43,6 +48,8 @@ pub struct PublisherSigner {
     pub name: String,
     /// Its signing key (loaded from `keys/DOMAIN.key`).
     pub key: SigningKey,
+    /// The key's id (lowercase hex SHA-256 of the public key).
+    pub keyid: String,
 }
 
 /// Limits the service enforces.
@@ -68,6 +75,9 @@ pub struct BylineService<S: Store> {
     trust: Arc<TrustStore>,
     limiter: Arc<Semaphore>,
     token_cache: Mutex<HashMap<String, (TokenRecord, Instant)>>,
+    /// Logged key revocations of signing keys, by keyid, read again after `TOKEN_CACHE_TTL`
+    /// (so a revocation made through another replica stops this one signing too).
+    key_revocations: Mutex<HashMap<String, (Option<Timestamp>, Instant)>>,
 }
 
 fn invalid(field: &str, reason: impl std::fmt::Display) -> Status {
@@ -278,6 +288,7 @@ impl<S: Store> BylineService<S> {
             sequencer,
             trust: Arc::new(trust),
             token_cache: Mutex::new(HashMap::new()),
+            key_revocations: Mutex::new(HashMap::new()),
         }
     }
 
@@ -362,6 +373,7 @@ impl<S: Store> BylineService<S> {
         let signer = Arc::new(PublisherSigner {
             domain: domain.to_string(),
             name,
+            keyid: keyid(&key.verifying_key()),
             key,
         });
         self.signers
@@ -392,6 +404,7 @@ impl<S: Store> BylineService<S> {
             )));
         }
         let signer = self.signer(&domain).await?;
+        self.refuse_revoked(&signer).await?;
         let mut authorship = authorship_from_pb(&a, &domain, &signer.name, Timestamp::now())?;
         let (digests, paragraphs) = match req.article {
             Some(pb::sign_request::Article::Content(article)) => {
@@ -471,6 +484,278 @@ impl<S: Store> BylineService<S> {
             log_index: logged.appended.index,
             text_sha256: digests.text.to_hex(),
             exact_sha256: digests.exact.to_hex(),
+            integrated_time: Some(timestamp_pb(logged.appended.integrated_time)),
+        })
+    }
+}
+
+impl<S: Store> BylineService<S> {
+    /// When the signing key with `keyid` was revoked by a logged key revocation, if it was.
+    async fn key_revoked_since(&self, keyid: &str) -> Result<Option<Timestamp>, Status> {
+        if let Some((since, at)) = self
+            .key_revocations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(keyid)
+        {
+            if at.elapsed() < TOKEN_CACHE_TTL {
+                return Ok(*since);
+            }
+        }
+        let mut since: Option<Timestamp> = None;
+        for record in self
+            .store
+            .lookup_revocations(keyid)
+            .await
+            .map_err(store_status)?
+        {
+            // The server's own log: entries are read, not re-verified.
+            let revoked = logsvc::envelope_of(&record)
+                .ok()
+                .and_then(|e| decode_base64_any(&e.payload))
+                .and_then(|p| revocation::from_payload(&p).ok())
+                .and_then(|s| s.predicate.key)
+                .filter(|k| k.keyid == keyid)
+                .map(|k| k.revoked_since);
+            since = match (since, revoked) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        self.key_revocations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(keyid.to_string(), (since, Instant::now()));
+        Ok(since)
+    }
+
+    /// Refuses to sign with a key the log says is revoked: every such signature would fail.
+    async fn refuse_revoked(&self, signer: &PublisherSigner) -> Result<(), Status> {
+        match self.key_revoked_since(&signer.keyid).await? {
+            Some(since) => Err(Status::failed_precondition(format!(
+                "the signing key for {} (keyid {}) was revoked from {since}; install a new key \
+                 (`byline keygen --publisher {} --force`) and restart the server",
+                signer.domain,
+                crate::core::dsse::short_keyid(&signer.keyid),
+                signer.domain
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The logged revocations of each target (a statement digest or a keyid) that verify under
+    /// the server's trust store. One that does not verify is left out and logged as a warning:
+    /// it cannot have come from this server's own signing path.
+    async fn verified_revocations(
+        &self,
+        targets: &[String],
+    ) -> Result<Vec<VerifiedRevocation>, Status> {
+        let mut records = Vec::new();
+        for target in targets {
+            records.extend(
+                self.store
+                    .lookup_revocations(target)
+                    .await
+                    .map_err(store_status)?,
+            );
+        }
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (size, note) = logsvc::latest_checkpoint(&self.store)
+            .await
+            .map_err(|e| log_status(&e))?;
+        let mut out = Vec::with_capacity(records.len());
+        for record in &records {
+            let bundle = logsvc::bundle_for_entry(&self.store, record, (size, &note))
+                .await
+                .map_err(|e| log_status(&e))?;
+            match revocation::verify_revocation(&bundle, &self.trust) {
+                Ok(v) => out.push(v),
+                Err(e) => {
+                    tracing::warn!(index = record.index, error = %e, "revocation entry does not verify")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `Revoke` flow: build the revocation statement, sign it with the right key, log it.
+    async fn revoke_one(
+        &self,
+        token: &TokenRecord,
+        req: pb::RevokeRequest,
+    ) -> Result<pb::RevokeResponse, Status> {
+        let reason = req.reason.trim();
+        if reason.is_empty() {
+            return Err(invalid(
+                "reason",
+                "must say why (corrected, withdrawn, compromised, ...)",
+            ));
+        }
+        let now = Timestamp::now();
+        let revocation_invalid = |e: revocation::RevocationError| match e {
+            revocation::RevocationError::InvalidField { field, reason } => invalid(
+                if field == "predicate.reason" {
+                    "reason"
+                } else {
+                    field
+                },
+                reason,
+            ),
+            other => Status::invalid_argument(other.to_string()),
+        };
+        let (envelope, publisher, target, revoked_key) = match req.target {
+            Some(pb::revoke_request::Target::ManifestLogIndex(index)) => {
+                let record = self
+                    .store
+                    .entry(index)
+                    .await
+                    .map_err(store_status)?
+                    .ok_or_else(|| Status::not_found(format!("the log has no entry {index}")))?;
+                if record.kind != EntryKind::Manifest {
+                    return Err(invalid(
+                        "manifest_log_index",
+                        format!("entry {index} is a revocation, not a manifest"),
+                    ));
+                }
+                if record.publisher != token.publisher && !token.admin {
+                    return Err(Status::permission_denied(format!(
+                        "entry {index} was signed for {}; this token retracts only {}'s manifests",
+                        record.publisher, token.publisher
+                    )));
+                }
+                let payload = logsvc::envelope_of(&record)
+                    .ok()
+                    .and_then(|e| decode_base64_any(&e.payload))
+                    .ok_or_else(|| Status::internal(format!("entry {index} has no payload")))?;
+                let manifest = AuthorshipStatement::from_payload(&payload).map_err(|e| {
+                    Status::internal(format!("entry {index} is not a manifest: {e}"))
+                })?;
+                let digest = Sha256Digest::of(&payload);
+                if let Some(earlier) = self
+                    .store
+                    .lookup_revocations(&digest.to_hex())
+                    .await
+                    .map_err(store_status)?
+                    .first()
+                {
+                    return Err(Status::already_exists(format!(
+                        "entry {index} was already retracted (log index {})",
+                        earlier.index
+                    )));
+                }
+                let signer = self.signer(&record.publisher).await?;
+                self.refuse_revoked(&signer).await?;
+                let statement = revocation::retraction(
+                    &record.publisher,
+                    manifest.subject_name(),
+                    digest,
+                    index,
+                    reason,
+                    now,
+                )
+                .map_err(revocation_invalid)?;
+                (
+                    revocation::sign_revocation(&statement, &signer.key),
+                    record.publisher,
+                    digest.to_hex(),
+                    None,
+                )
+            }
+            Some(pb::revoke_request::Target::Keyid(id)) => {
+                if !token.admin {
+                    return Err(Status::permission_denied(
+                        "revoking a key needs an admin token (`byline token create --admin`)",
+                    ));
+                }
+                parse_digest("keyid", &id)?;
+                if id.bytes().any(|b| b.is_ascii_uppercase()) {
+                    return Err(invalid("keyid", "must be lowercase hex"));
+                }
+                let known = self
+                    .trust
+                    .trusted_keys()
+                    .map_err(|e| Status::internal(e.to_string()))?
+                    .into_iter()
+                    .find(|k| k.keyid == id)
+                    .ok_or_else(|| {
+                        Status::not_found(format!(
+                            "no publisher key with keyid {id} is in this server's trust store"
+                        ))
+                    })?;
+                let since = match req.since {
+                    Some(t) => Timestamp::from_unix(t.seconds)
+                        .ok_or_else(|| invalid("since", "out of range"))?,
+                    None => now,
+                };
+                if since > now {
+                    return Err(invalid(
+                        "since",
+                        format!(
+                            "{since} is in the future (now is {now}); revoke when the time comes"
+                        ),
+                    ));
+                }
+                if let Some(earlier) = self
+                    .store
+                    .lookup_revocations(&id)
+                    .await
+                    .map_err(store_status)?
+                    .first()
+                {
+                    return Err(Status::already_exists(format!(
+                        "key {id} was already revoked (log index {})",
+                        earlier.index
+                    )));
+                }
+                let statement = revocation::key_revocation(
+                    &known.entry.publisher,
+                    &known.key,
+                    since,
+                    reason,
+                    now,
+                )
+                .map_err(revocation_invalid)?;
+                (
+                    self.log.sign_revocation(&statement),
+                    known.entry.publisher,
+                    id.clone(),
+                    Some((id, since)),
+                )
+            }
+            None => return Err(invalid("target", "give manifest_log_index or keyid")),
+        };
+        let payload = decode_base64_any(&envelope.payload)
+            .ok_or_else(|| Status::internal("revocation payload is not base64"))?;
+        let logged = self
+            .sequencer
+            .submit(PendingEntry {
+                kind: EntryKind::Revocation,
+                envelope,
+                publisher,
+                text_sha256: None,
+                exact_sha256: None,
+                statement_sha256: Sha256Digest::of(&payload).to_hex(),
+                idempotency_key: None,
+                supersedes_sha256: Some(target),
+            })
+            .await
+            .map_err(|e| log_status(&e))?;
+        if let Some((id, since)) = revoked_key {
+            self.key_revocations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, (Some(since), Instant::now()));
+        }
+        let bundle = Bundle {
+            media_type: crate::core::constants::BUNDLE_MEDIA_TYPE_V1.to_string(),
+            dsse_envelope: logged.envelope,
+            log_entry: Some(logged.log_entry),
+        };
+        Ok(pb::RevokeResponse {
+            bundle_json: bundle.to_json_pretty(),
+            log_index: logged.appended.index,
             integrated_time: Some(timestamp_pb(logged.appended.integrated_time)),
         })
     }
@@ -603,18 +888,46 @@ impl<S: Store> Byline for Arc<BylineService<S>> {
                 ..VerifyOptions::default()
             };
             let trust = self.trust.clone();
-            let verdict = tokio::task::spawn_blocking(move || {
-                verify_article(
+            let options_with_revocations = options.clone();
+            let (verdict, article, bundle_json) = tokio::task::spawn_blocking(move || {
+                let verdict = verify_article(
                     &article.content,
                     media,
                     req.bundle_json.as_bytes(),
                     &trust,
                     &options,
                     Timestamp::now(),
-                )
+                );
+                (verdict, article, req.bundle_json)
             })
             .await
             .map_err(|e| Status::internal(format!("verification task failed: {e}")))?;
+            // Logged revocations of this statement or its key change the verdict: judge again
+            // with them (rare, so the common path verifies once).
+            let revocations = self
+                .verified_revocations(&revocation_targets(&verdict))
+                .await?;
+            let verdict = if revocations.is_empty() {
+                verdict
+            } else {
+                let trust = self.trust.clone();
+                tokio::task::spawn_blocking(move || {
+                    match Bundle::from_json(bundle_json.as_bytes()) {
+                        Ok(bundle) => verify_bundle_with_revocations(
+                            &article.content,
+                            media,
+                            &bundle,
+                            &trust,
+                            &revocations,
+                            &options_with_revocations,
+                            Timestamp::now(),
+                        ),
+                        Err(_) => verdict,
+                    }
+                })
+                .await
+                .map_err(|e| Status::internal(format!("verification task failed: {e}")))?
+            };
             let p = verdict.statement.as_ref().map(|s| &s.predicate);
             Ok(Response::new(pb::VerifyResponse {
                 verified: verdict.verified(),
@@ -691,10 +1004,15 @@ impl<S: Store> Byline for Arc<BylineService<S>> {
                     parse_digest("supersedes_sha256", &d)?;
                     self.store.lookup_superseding(&d).await
                 }
+                Some(pb::lookup_request::Digest::RevokingSha256(d)) => {
+                    parse_digest("revoking_sha256", &d)?;
+                    self.store.lookup_revocations(&d).await
+                }
                 None => {
                     return Err(invalid(
                         "digest",
-                        "give text_sha256, exact_sha256, statement_sha256 or supersedes_sha256",
+                        "give text_sha256, exact_sha256, statement_sha256, supersedes_sha256 \
+                         or revoking_sha256",
                     ))
                 }
             }
@@ -871,10 +1189,16 @@ impl<S: Store> Byline for Arc<BylineService<S>> {
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        let _token = self.authenticate(&request).await?;
-        Err(Status::unimplemented(
-            "Revoke is not implemented yet: retractions and key revocations are planned as logged entries; \
-             until then, revoke a key by setting revoked_since in the verifiers' trust stores",
-        ))
+        let started = Instant::now();
+        let result = async {
+            let _permit = self.admit()?;
+            let token = self.authenticate(&request).await?;
+            self.revoke_one(&token, request.into_inner())
+                .await
+                .map(Response::new)
+        }
+        .await;
+        observe("Revoke", started, &result);
+        result
     }
 }

@@ -61,6 +61,15 @@ impl LogSigner {
         &self.origin
     }
 
+    /// Signs a key revocation: the log vouches for it, since the revoked key cannot be asked
+    /// to (it may be the thief's).
+    pub fn sign_revocation(
+        &self,
+        statement: &crate::core::revocation::RevocationStatement,
+    ) -> Envelope {
+        crate::core::revocation::sign_revocation(statement, &self.key)
+    }
+
     /// Signs the checkpoint for a tree.
     pub fn sign_checkpoint(&self, size: u64, root: Hash) -> Result<String, LogError> {
         let text = Checkpoint {
@@ -155,6 +164,21 @@ async fn run_sequencer<S: Store>(
                     _ => break,
                 },
             }
+        }
+        // A caller that gave up (its deadline passed, or it disconnected) before its entry was
+        // appended gets no entry: nobody would ever receive that bundle. Once appended, an entry
+        // is answered even if the caller has just gone (a retry with its idempotency key
+        // finds it).
+        let queued = batch.len();
+        batch.retain(|job| !job.reply.is_closed());
+        if batch.len() < queued {
+            tracing::debug!(
+                abandoned = queued - batch.len(),
+                "skipped entries whose callers had gone"
+            );
+        }
+        if batch.is_empty() {
+            continue;
         }
         let size = batch.len();
         let (pending, replies): (Vec<_>, Vec<_>) =
@@ -313,4 +337,64 @@ pub async fn bundle_for_entry<S: Store>(
             },
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::sqlite::SqliteStore;
+    use crate::storage::EntryKind;
+
+    fn pending(n: u8) -> PendingEntry {
+        PendingEntry {
+            kind: EntryKind::Manifest,
+            envelope: Envelope {
+                payload_type: "t".into(),
+                payload: format!("p{n}"),
+                signatures: vec![],
+            },
+            publisher: "news.example".into(),
+            text_sha256: None,
+            exact_sha256: None,
+            statement_sha256: String::new(),
+            idempotency_key: None,
+            supersedes_sha256: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_entry_whose_caller_has_gone_before_the_append_is_not_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}/log.db", dir.path().display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let signer = Arc::new(LogSigner::new(SigningKey::generate(), "byline.test/log").unwrap());
+        let (tx, rx) = mpsc::channel(8);
+        // The first caller's deadline passed while its entry was queued: its reply end is gone.
+        let (gone, gone_wait) = oneshot::channel();
+        drop(gone_wait);
+        tx.send(Job {
+            pending: pending(1),
+            reply: gone,
+        })
+        .await
+        .unwrap();
+        let (reply, wait) = oneshot::channel();
+        tx.send(Job {
+            pending: pending(2),
+            reply,
+        })
+        .await
+        .unwrap();
+        drop(tx);
+        run_sequencer(store.clone(), signer, SequencerSettings::default(), rx).await;
+        let logged = wait.await.unwrap().unwrap();
+        assert_eq!(
+            logged.appended.index, 0,
+            "the live caller's entry is the first"
+        );
+        assert_eq!(logged.envelope.payload, "p2");
+        assert_eq!(store.log_state().await.unwrap().range.size(), 1);
+    }
 }

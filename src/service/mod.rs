@@ -2,6 +2,7 @@
 //! health and reflection, metrics, TLS and graceful shutdown.
 
 pub mod auth;
+pub mod codec;
 pub mod grpc;
 pub mod log;
 pub mod metrics;

@@ -123,7 +123,9 @@ pub struct PendingEntry {
     pub statement_sha256: String,
     /// The caller's idempotency key, if any.
     pub idempotency_key: Option<String>,
-    /// SHA-256 (hex) of the statement this one supersedes, if it is a correction.
+    /// What the entry points at: for a manifest, the SHA-256 (hex) of the statement it
+    /// supersedes, if it is a correction; for a revocation, its target (the retracted
+    /// statement's SHA-256 or the revoked keyid). One column serves both, told apart by `kind`.
     pub supersedes_sha256: Option<String>,
 }
 
@@ -417,10 +419,16 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         sha256: &str,
     ) -> impl Future<Output = Result<Vec<EntryRecord>, StoreError>> + Send;
-    /// Entries that supersede the statement with this SHA-256 (hex), oldest first.
+    /// Manifests that supersede the statement with this SHA-256 (hex), oldest first.
     fn lookup_superseding(
         &self,
         sha256: &str,
+    ) -> impl Future<Output = Result<Vec<EntryRecord>, StoreError>> + Send;
+    /// Revocations whose target — a retracted statement's SHA-256 or a revoked keyid (hex) —
+    /// is this, oldest first.
+    fn lookup_revocations(
+        &self,
+        target_sha256: &str,
     ) -> impl Future<Output = Result<Vec<EntryRecord>, StoreError>> + Send;
     /// Entries bound to an exact digest (hex), oldest first.
     fn lookup_exact(
@@ -558,6 +566,9 @@ impl Store for AnyStore {
     }
     async fn lookup_superseding(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
         dispatch!(self, s => s.lookup_superseding(sha256))
+    }
+    async fn lookup_revocations(&self, target: &str) -> Result<Vec<EntryRecord>, StoreError> {
+        dispatch!(self, s => s.lookup_revocations(target))
     }
 }
 

@@ -579,9 +579,19 @@ impl Store for PostgresStore {
 
     async fn lookup_superseding(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
         let rows = sqlx::query(select_entries!(
-            "WHERE supersedes_sha256 = $1 ORDER BY idx LIMIT 100"
+            "WHERE supersedes_sha256 = $1 AND kind = 'manifest' ORDER BY idx LIMIT 100"
         ))
         .bind(sha256)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn lookup_revocations(&self, target: &str) -> Result<Vec<EntryRecord>, StoreError> {
+        let rows = sqlx::query(select_entries!(
+            "WHERE supersedes_sha256 = $1 AND kind = 'revocation' ORDER BY idx LIMIT 100"
+        ))
+        .bind(target)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(entry_from_row).collect()

@@ -425,8 +425,16 @@ impl Store for SqliteStore {
     }
 
     async fn lookup_superseding(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
-        let rows = sqlx::query("SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE supersedes_sha256 = ? ORDER BY idx LIMIT 100")
+        let rows = sqlx::query("SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE supersedes_sha256 = ? AND kind = 'manifest' ORDER BY idx LIMIT 100")
             .bind(sha256)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn lookup_revocations(&self, target: &str) -> Result<Vec<EntryRecord>, StoreError> {
+        let rows = sqlx::query("SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE supersedes_sha256 = ? AND kind = 'revocation' ORDER BY idx LIMIT 100")
+            .bind(target)
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(entry_from_row).collect()

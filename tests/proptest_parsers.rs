@@ -1302,6 +1302,62 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------
+// revocation_parse: revocation::from_payload.
+
+/// What `revocation_parse` checks, for any bytes.
+fn check_revocation_bytes(bytes: &[u8]) {
+    use byline::core::revocation::{from_payload, to_payload, validate};
+    if let Ok(statement) = from_payload(bytes) {
+        assert_eq!(validate(&statement), Ok(()));
+        assert_eq!(from_payload(&to_payload(&statement)), Ok(statement));
+    }
+}
+
+/// A valid key revocation's payload, to mutate.
+fn revocation_payload() -> &'static Vec<u8> {
+    static PAYLOAD: OnceLock<Vec<u8>> = OnceLock::new();
+    PAYLOAD.get_or_init(|| {
+        let key = SigningKey::generate().verifying_key();
+        let s = byline::core::revocation::key_revocation(
+            "news.example",
+            &key,
+            ts(1_790_000_000),
+            "compromised",
+            ts(1_790_000_100),
+        )
+        .unwrap();
+        byline::core::revocation::to_payload(&s)
+    })
+}
+
+#[test]
+fn the_unmutated_revocation_payload_parses() {
+    assert!(byline::core::revocation::from_payload(revocation_payload()).is_ok());
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn revocation_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        check_revocation_bytes(&bytes);
+    }
+
+    #[test]
+    fn revocation_json_ish(text in json_ish()) {
+        check_revocation_bytes(text.as_bytes());
+    }
+
+    #[test]
+    fn revocation_real_payload_with_a_byte_changed(at in any::<Index>(), flip in 1u8..) {
+        let mut payload = revocation_payload().clone();
+        let i = at.index(payload.len());
+        payload[i] ^= flip;
+        check_revocation_bytes(&payload);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // checkpoint_parse: Checkpoint::parse, open_note, sign_note.
 
 /// What `checkpoint_parse` checks for a text (less its fixed C2SP example verifier).

@@ -294,3 +294,53 @@ async fn under_tight_deadlines_every_logged_entry_reaches_its_caller_on_retry() 
     assert_eq!(tree_size(&mut client).await, before + CALLS as u64);
     server.assert_no_panic();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_transport_limit_is_refused_naming_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    // The transport limit is the article limit plus 1 MiB for the rest of the message.
+    let server = Server::start(dir.path(), &["--max-article-bytes", "1000"]);
+    let limit = 1000 + 1024 * 1024;
+    let mut request = server_harness::content_request(4);
+    request.article = Some(pb::sign_request::Article::Content(pb::Article {
+        content: vec![b'x'; limit + 1],
+        media_type: "text/plain".into(),
+    }));
+    let mut client = server
+        .client()
+        .await
+        .max_encoding_message_size(8 << 20)
+        .max_decoding_message_size(8 << 20);
+    let status = client
+        .sign(with_token(request, &server.token))
+        .await
+        .expect_err("over the limit");
+    assert!(
+        matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{status:?}"
+    );
+    assert!(
+        status
+            .message()
+            .contains(&format!("the limit is: {limit} bytes")),
+        "{}",
+        status.message()
+    );
+    // Just under the transport limit, the article limit answers, by field.
+    let mut request = server_harness::content_request(5);
+    request.article = Some(pb::sign_request::Article::Content(pb::Article {
+        content: vec![b'x'; 1001],
+        media_type: "text/plain".into(),
+    }));
+    let status = client
+        .sign(with_token(request, &server.token))
+        .await
+        .expect_err("over the article limit");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().starts_with("article.content"),
+        "{}",
+        status.message()
+    );
+    server.assert_no_panic();
+}

@@ -590,7 +590,10 @@ mod tests {
         let mut bundle = logged(sign_revocation(&s, &log), &log, &mut trust);
         let v = verify_revocation(&bundle, &trust).unwrap();
         let mut applied = trust.clone();
-        assert_eq!(apply_key_revocations(&mut applied, std::slice::from_ref(&v)), 1);
+        assert_eq!(
+            apply_key_revocations(&mut applied, std::slice::from_ref(&v)),
+            1
+        );
         assert_eq!(applied.publisher_keys[0].revoked_since, Some(since));
         // Applying again changes nothing; an earlier existing revocation is kept.
         assert_eq!(apply_key_revocations(&mut applied, &[v]), 0);

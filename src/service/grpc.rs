@@ -23,7 +23,7 @@ use crate::core::manifest::{
 };
 use crate::core::revocation::{self, VerifiedRevocation};
 use crate::core::sign::{
-    build_statement, prepare_article, segments_from_labels, sign_statement, Authorship, SignError,
+    build_statement, prepare_article, segments_from_labels, Authorship, SignError,
 };
 use crate::core::trust::TrustStore;
 use crate::core::verify::{
@@ -450,8 +450,13 @@ impl<S: Store> BylineService<S> {
         let payload = statement
             .to_payload()
             .map_err(|e| Status::internal(e.to_string()))?;
-        let envelope =
-            sign_statement(&statement, &signer.key).map_err(|e| Status::internal(e.to_string()))?;
+        // Sign the very bytes just serialized (serializing again would cost as much as the
+        // statement's SHA-256 and could only differ by a bug).
+        let envelope = crate::core::dsse::sign_envelope(
+            crate::core::constants::PAYLOAD_TYPE_IN_TOTO,
+            &payload,
+            &signer.key,
+        );
         let idempotency_key = optional(&req.idempotency_key);
         if idempotency_key.as_ref().is_some_and(|k| k.len() > 256) {
             return Err(invalid("idempotency_key", "longer than 256 bytes"));
@@ -562,7 +567,7 @@ impl<S: Store> BylineService<S> {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let (size, note) = logsvc::latest_checkpoint(&self.store)
+        let (size, note) = logsvc::latest_checkpoint(&self.store, &self.log)
             .await
             .map_err(|e| log_status(&e))?;
         let mut out = Vec::with_capacity(records.len());
@@ -1018,7 +1023,7 @@ impl<S: Store> Byline for Arc<BylineService<S>> {
             }
             .map_err(store_status)?;
             let mut entries = Vec::with_capacity(records.len());
-            let (size, note) = logsvc::latest_checkpoint(&self.store)
+            let (size, note) = logsvc::latest_checkpoint(&self.store, &self.log)
                 .await
                 .map_err(|e| log_status(&e))?;
             for record in &records {
@@ -1086,7 +1091,7 @@ impl<S: Store> Byline for Arc<BylineService<S>> {
         &self,
         _request: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
-        let (size, note) = logsvc::latest_checkpoint(&self.store)
+        let (size, note) = logsvc::latest_checkpoint(&self.store, &self.log)
             .await
             .map_err(|e| log_status(&e))?;
         Ok(Response::new(pb::GetCheckpointResponse {
@@ -1100,7 +1105,7 @@ impl<S: Store> Byline for Arc<BylineService<S>> {
         request: Request<pb::GetInclusionProofRequest>,
     ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
         let req = request.into_inner();
-        let (latest, note) = logsvc::latest_checkpoint(&self.store)
+        let (latest, note) = logsvc::latest_checkpoint(&self.store, &self.log)
             .await
             .map_err(|e| log_status(&e))?;
         let size = size_or_latest("tree_size", req.tree_size, latest)?;
@@ -1141,7 +1146,7 @@ impl<S: Store> Byline for Arc<BylineService<S>> {
         request: Request<pb::GetConsistencyProofRequest>,
     ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
         let req = request.into_inner();
-        let (latest, note) = logsvc::latest_checkpoint(&self.store)
+        let (latest, note) = logsvc::latest_checkpoint(&self.store, &self.log)
             .await
             .map_err(|e| log_status(&e))?;
         let to = size_or_latest("to_size", req.to_size, latest)?;

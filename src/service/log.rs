@@ -13,7 +13,7 @@ use crate::core::keys::SigningKey;
 use crate::core::manifest::Timestamp;
 use crate::core::merkle::{consistency_proof_plan, inclusion_proof_plan, Hash, NodeId};
 use crate::core::note::{sign_note, Checkpoint, NoteVerifier};
-use crate::storage::{Appended, EntryRecord, PendingEntry, Store, StoreError};
+use crate::storage::{Appended, CheckpointRow, EntryRecord, PendingEntry, Store, StoreError};
 
 /// The log's signing identity: its key and origin, shown everywhere as a C2SP verifier key.
 pub struct LogSigner {
@@ -146,13 +146,36 @@ impl Sequencer {
     }
 }
 
+/// How long the sequencer waits for another batch before it stores the newest checkpoint on
+/// its own (a busy log stores it with the next batch instead, in the same transaction).
+const IDLE_CHECKPOINT_DELAY: Duration = Duration::from_millis(20);
+
 async fn run_sequencer<S: Store>(
     store: S,
     signer: Arc<LogSigner>,
     settings: SequencerSettings,
     mut rx: mpsc::Receiver<Job>,
 ) {
-    while let Some(first) = rx.recv().await {
+    // The newest checkpoint, signed after its batch committed but not stored yet. Readers do
+    // not need it stored (`latest_checkpoint` signs the durable tree's checkpoint itself); it
+    // is stored so that the history of checkpoints is kept.
+    let mut unstored: Option<CheckpointRow> = None;
+    loop {
+        let first = if unstored.is_some() {
+            match tokio::time::timeout(IDLE_CHECKPOINT_DELAY, rx.recv()).await {
+                Ok(Some(job)) => job,
+                Ok(None) => break,
+                Err(_) => {
+                    store_checkpoint(&store, &mut unstored).await;
+                    continue;
+                }
+            }
+        } else {
+            match rx.recv().await {
+                Some(job) => job,
+                None => break,
+            }
+        };
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + settings.max_wait;
         while batch.len() < settings.max_batch {
@@ -181,19 +204,34 @@ async fn run_sequencer<S: Store>(
             continue;
         }
         let size = batch.len();
-        let (pending, replies): (Vec<_>, Vec<_>) =
-            batch.into_iter().map(|j| (j.pending, j.reply)).unzip();
-        let envelopes: Vec<Envelope> = pending.iter().map(|p| p.envelope.clone()).collect();
-        match commit_batch(&store, &signer, pending).await {
-            Ok((results, tree_size, nodes, note)) => {
+        let mut pending = Vec::with_capacity(size);
+        let mut replies = Vec::with_capacity(size);
+        let mut envelopes = Vec::with_capacity(size);
+        for job in batch {
+            // The store consumes the entries; the replies need the envelopes back.
+            envelopes.push(job.pending.envelope.clone());
+            pending.push(job.pending);
+            replies.push(job.reply);
+        }
+        match commit_batch(&store, &signer, pending, unstored.as_ref()).await {
+            Ok((results, tree_size, nodes, checkpoint)) => {
                 tracing::debug!(batch = size, tree_size, "batch appended");
                 crate::service::metrics::record_batch(size, tree_size);
                 for ((appended, reply), envelope) in results.into_iter().zip(replies).zip(envelopes)
                 {
-                    let answer =
-                        finish_entry(&store, appended, tree_size, &nodes, &note, envelope).await;
+                    let answer = finish_entry(
+                        &store,
+                        appended,
+                        tree_size,
+                        &nodes,
+                        &checkpoint.note,
+                        envelope,
+                    )
+                    .await;
                     let _ = reply.send(answer.map_err(Arc::new));
                 }
+                // The previous checkpoint went into this batch's transaction.
+                unstored = Some(checkpoint);
             }
             Err(e) => {
                 tracing::warn!(error = %e, batch = size, "batch append failed");
@@ -204,23 +242,45 @@ async fn run_sequencer<S: Store>(
             }
         }
     }
+    store_checkpoint(&store, &mut unstored).await;
 }
 
-type Committed = (Vec<Appended>, u64, HashMap<NodeId, Hash>, String);
+/// Stores the pending checkpoint on its own; on failure it stays pending for the next batch.
+async fn store_checkpoint<S: Store>(store: &S, unstored: &mut Option<CheckpointRow>) {
+    if let Some(c) = unstored.take() {
+        if let Err(e) = store.insert_checkpoint(c.size, &c.root, &c.note).await {
+            tracing::warn!(error = %e, size = c.size, "storing a checkpoint failed; will retry");
+            *unstored = Some(c);
+        }
+    }
+}
 
+type Committed = (Vec<Appended>, u64, HashMap<NodeId, Hash>, CheckpointRow);
+
+/// Appends a batch (storing `previous`, the last batch's checkpoint, in the same transaction)
+/// and signs the checkpoint of the new tree once the batch is durable.
 async fn commit_batch<S: Store>(
     store: &S,
     signer: &LogSigner,
     pending: Vec<PendingEntry>,
+    previous: Option<&CheckpointRow>,
 ) -> Result<Committed, LogError> {
-    let result = store.append(pending, Timestamp::now()).await?;
+    let result = store
+        .append_with_checkpoint(pending, Timestamp::now(), previous)
+        .await?;
     // The leaves are committed (durable) before the checkpoint that covers them is signed.
     let note = signer.sign_checkpoint(result.tree_size, result.root)?;
-    store
-        .insert_checkpoint(result.tree_size, &result.root, &note)
-        .await?;
     let nodes: HashMap<NodeId, Hash> = result.nodes.into_iter().collect();
-    Ok((result.entries, result.tree_size, nodes, note))
+    Ok((
+        result.entries,
+        result.tree_size,
+        nodes,
+        CheckpointRow {
+            size: result.tree_size,
+            root: result.root,
+            note,
+        },
+    ))
 }
 
 async fn finish_entry<S: Store>(
@@ -277,12 +337,22 @@ pub fn envelope_of(record: &EntryRecord) -> Result<Envelope, StoreError> {
         })
 }
 
-/// The latest checkpoint as (size, note).
-pub async fn latest_checkpoint<S: Store>(store: &S) -> Result<(u64, String), LogError> {
-    store
-        .latest_checkpoint()
-        .await?
-        .ok_or_else(|| LogError::OutOfRange("the log has no checkpoint yet".into()))
+/// The latest checkpoint as (size, note): the checkpoint of the durable tree. The sequencer
+/// stores each batch's checkpoint lazily (with the next batch), so when the stored one is older
+/// than the tree it is signed here, from the committed state. Ed25519 signatures are
+/// deterministic, so this is byte for byte the note the sequencer handed out for that size —
+/// also when another replica of the same log signs it — and the answer never goes back.
+pub async fn latest_checkpoint<S: Store>(
+    store: &S,
+    signer: &LogSigner,
+) -> Result<(u64, String), LogError> {
+    let stored = store.latest_checkpoint().await?;
+    let state = store.log_state().await?;
+    let size = state.range.size();
+    match stored {
+        Some((stored_size, note)) if stored_size >= size => Ok((stored_size, note)),
+        _ => Ok((size, signer.sign_checkpoint(size, state.range.root())?)),
+    }
 }
 
 /// An inclusion proof for `index` in the tree of `size` leaves, read from the store.

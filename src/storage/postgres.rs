@@ -21,8 +21,8 @@ use sqlx::{Connection, PgConnection, PgPool, Row};
 use crate::core::manifest::Timestamp;
 use crate::core::merkle::{CompactRange, Hash, NodeId};
 use crate::storage::{
-    idempotency_keys, plan_append, redact_url, BatchResult, BatchSlots, EntryKind, EntryRecord,
-    LogMeta, LogState, PendingEntry, Store, StoreError, TokenRecord,
+    idempotency_keys, plan_append, redact_url, BatchResult, BatchSlots, CheckpointRow, EntryKind,
+    EntryRecord, LogMeta, LogState, PendingEntry, Store, StoreError, TokenRecord,
 };
 
 /// The advisory lock key that serializes appends to the log of one database ("byline" 1).
@@ -361,10 +361,11 @@ impl Store for PostgresStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn append(
+    async fn append_with_checkpoint(
         &self,
         pending: Vec<PendingEntry>,
         now: Timestamp,
+        checkpoint: Option<&CheckpointRow>,
     ) -> Result<BatchResult, StoreError> {
         // READ COMMITTED (whatever the server's default) so that each statement after the lock
         // sees the previous holder's commit; a snapshot taken at BEGIN would not.
@@ -472,6 +473,17 @@ impl Store for PostgresStore {
             .bind(&levels)
             .bind(&indices)
             .bind(&hashes)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(c) = checkpoint {
+            sqlx::query(
+                "INSERT INTO checkpoints (size, root, note) VALUES ($1, $2, $3) \
+                 ON CONFLICT (size) DO NOTHING",
+            )
+            .bind(db_int(c.size)?)
+            .bind(c.root.as_slice())
+            .bind(&c.note)
             .execute(&mut *tx)
             .await?;
         }

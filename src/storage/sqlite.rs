@@ -11,8 +11,8 @@ use sqlx::{Row, SqlitePool};
 use crate::core::manifest::Timestamp;
 use crate::core::merkle::{CompactRange, Hash, NodeId};
 use crate::storage::{
-    idempotency_keys, plan_append, BatchResult, BatchSlots, EntryKind, EntryRecord, LogMeta,
-    LogState, PendingEntry, Store, StoreError, TokenRecord,
+    idempotency_keys, plan_append, BatchResult, BatchSlots, CheckpointRow, EntryKind, EntryRecord,
+    LogMeta, LogState, PendingEntry, Store, StoreError, TokenRecord,
 };
 
 const SCHEMA: &[&str] = &[
@@ -58,7 +58,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // A batch's multi-row INSERT needs a statement journal of its pages; on disk (the
+            // default) every batch writes and reads a temporary file.
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-8192");
         // Switching a new file to WAL needs a moment of exclusive access; when another process
         // or handle opens the same file at that instant, SQLite answers "database is locked"
         // before the busy timeout applies. Retry for a while rather than fail the start.
@@ -277,10 +281,11 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn append(
+    async fn append_with_checkpoint(
         &self,
         pending: Vec<PendingEntry>,
         now: Timestamp,
+        checkpoint: Option<&CheckpointRow>,
     ) -> Result<BatchResult, StoreError> {
         // BEGIN IMMEDIATE takes the write lock up front: the state read and the writes are one
         // atomic step even if another process shares the file.
@@ -337,6 +342,14 @@ impl Store for SqliteStore {
                     .push_bind(hash.to_vec());
             });
             insert.build().execute(&mut *tx).await?;
+        }
+        if let Some(c) = checkpoint {
+            sqlx::query("INSERT INTO checkpoints (size, root, note) VALUES (?, ?, ?) ON CONFLICT(size) DO NOTHING")
+                .bind(c.size as i64)
+                .bind(c.root.to_vec())
+                .bind(&c.note)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         slots.finish(plan)

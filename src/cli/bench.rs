@@ -56,6 +56,14 @@ pub struct BenchSignArgs {
     /// The publisher to sign as (the token's).
     #[arg(long, default_value = "localhost")]
     publisher: String,
+    /// Pace unary calls to about this many per second in all (default: as fast as answers
+    /// come back), e.g. half the peak rate to measure latency below saturation.
+    #[arg(long, conflicts_with = "stream")]
+    rate: Option<f64>,
+    /// Call the server's bare `grpc.health.v1.Health/Check` instead of `Sign`: the transport's
+    /// own cost per unary call on the same server and connections, for comparison.
+    #[arg(long, conflicts_with = "stream")]
+    echo: bool,
 }
 
 fn article(n: usize) -> String {
@@ -230,22 +238,56 @@ async fn run_unary(
     let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for w in 0..a.concurrency.max(1) {
-        let mut client = pb::byline_client::BylineClient::new(chans[w % chans.len()].clone());
+    let workers = a.concurrency.max(1);
+    // With a target rate, each worker sends one call per period (later if its last answer
+    // came late), spread over the period so the calls do not arrive in bursts.
+    let period = a
+        .rate
+        .filter(|r| *r > 0.0)
+        .map(|r| Duration::from_secs_f64(workers as f64 / r));
+    for w in 0..workers {
+        let chan = chans[w % chans.len()].clone();
+        let mut client = pb::byline_client::BylineClient::new(chan.clone());
+        let mut health = tonic_health::pb::health_client::HealthClient::new(chan);
+        let echo = a.echo;
         let token = token.to_string();
         let work = work.clone();
         let counter = counter.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0usize;
+            let mut ticker = period.map(|p| {
+                let start = tokio::time::Instant::now() + p.mul_f64(w as f64 / workers as f64);
+                let mut t = tokio::time::interval_at(start, p);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
             while Instant::now() < until {
+                if let Some(t) = &mut ticker {
+                    t.tick().await;
+                    if Instant::now() >= until {
+                        break;
+                    }
+                }
                 let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let req = super::remote::authorized(work.get(i), &token);
-                let Ok(req) = req else { break };
                 let t = Instant::now();
-                match client.sign(req).await {
-                    Ok(_) => lat.push(t.elapsed()),
-                    Err(_) => errors += 1,
+                let ok = if echo {
+                    health
+                        .check(tonic_health::pb::HealthCheckRequest {
+                            service: String::new(),
+                        })
+                        .await
+                        .is_ok()
+                } else {
+                    let Ok(req) = super::remote::authorized(work.get(i), &token) else {
+                        break;
+                    };
+                    client.sign(req).await.is_ok()
+                };
+                if ok {
+                    lat.push(t.elapsed());
+                } else {
+                    errors += 1;
                 }
             }
             (lat, errors)
@@ -349,7 +391,16 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
         } else {
             "content"
         },
-        if a.stream { "SignStream" } else { "unary Sign" },
+        if a.stream {
+            "SignStream".to_string()
+        } else if a.echo {
+            "unary Health/Check (bare transport echo, no signing)".to_string()
+        } else {
+            match a.rate {
+                Some(r) => format!("unary Sign paced to {r:.0}/s"),
+                None => "unary Sign".to_string(),
+            }
+        },
         a.concurrency,
         a.connections,
         a.duration
@@ -407,12 +458,27 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
         percentile(&lat, 0.99).as_secs_f64() * 1e3,
         percentile(&lat, 0.999).as_secs_f64() * 1e3
     );
+    if a.echo {
+        if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+            let cores = (after - before) / run.elapsed.as_secs_f64();
+            println!(
+                "server CPU      {cores:.2} cores busy; {:.1} us of server CPU per call",
+                cores * 1e6 / rate.max(1e-9)
+            );
+        }
+        return Ok(EXIT_OK);
+    }
     let raw = raw_rate(Duration::from_secs(2))?;
     println!("raw rate        {raw:.0} /s single-thread (sha256 + statement + Ed25519 sign, this process)");
     if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
         let cores = (after - before) / run.elapsed.as_secs_f64();
         let per_core = if cores > 0.0 { rate / cores } else { 0.0 };
-        println!("server CPU      {cores:.2} cores busy; {per_core:.0} req/s per server core");
+        println!(
+            "server CPU      {cores:.2} cores busy; {per_core:.0} req/s per server core \
+             ({:.1} us per call; the raw work is {:.1} us)",
+            1e6 / per_core.max(1e-9),
+            1e6 / raw
+        );
         println!(
             "ratio           {:.2} of the raw rate per server core",
             per_core / raw

@@ -31,7 +31,13 @@ const SCHEMA: &[&str] = &[
 /// The SQLite store.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
+    /// Readers.
     pool: SqlitePool,
+    /// The one connection that writes. SQLite has one writer at a time anyway, and a
+    /// connection discards its page cache whenever another connection has written, so a
+    /// dedicated writer keeps the pages every append touches (the frontier, the indexes'
+    /// right edges) cached instead of reading them back from the OS on each batch.
+    writer: SqlitePool,
 }
 
 impl SqliteStore {
@@ -66,23 +72,32 @@ impl SqliteStore {
         // Switching a new file to WAL needs a moment of exclusive access; when another process
         // or handle opens the same file at that instant, SQLite answers "database is locked"
         // before the busy timeout applies. Retry for a while rather than fail the start.
-        let mut attempt = 0u32;
-        let pool = loop {
-            match SqlitePoolOptions::new()
-                .max_connections(8)
-                .connect_with(options.clone())
-                .await
-            {
-                Ok(pool) => break pool,
-                Err(e) if attempt < 50 && e.to_string().contains("database is locked") => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt.min(10))))
-                        .await;
-                }
-                Err(e) => return Err(e.into()),
+        let writer = connect_retrying(&options, 1).await?;
+        let pool = connect_retrying(&options, 8).await?;
+        Ok(SqliteStore { pool, writer })
+    }
+}
+
+/// A pool of up to `connections`, retrying "database is locked" while another handle switches
+/// a new file to WAL.
+async fn connect_retrying(
+    options: &SqliteConnectOptions,
+    connections: u32,
+) -> Result<SqlitePool, StoreError> {
+    let mut attempt = 0u32;
+    loop {
+        match SqlitePoolOptions::new()
+            .max_connections(connections)
+            .connect_with(options.clone())
+            .await
+        {
+            Ok(pool) => return Ok(pool),
+            Err(e) if attempt < 50 && e.to_string().contains("database is locked") => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt.min(10)))).await;
             }
-        };
-        Ok(SqliteStore { pool })
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
@@ -182,24 +197,24 @@ async fn read_state(conn: &mut sqlx::SqliteConnection) -> Result<LogState, Store
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         for stmt in SCHEMA {
-            sqlx::query(stmt).execute(&self.pool).await?;
+            sqlx::query(stmt).execute(&self.writer).await?;
         }
         // Databases made before edit chains were indexed gain the column in place.
         let has_supersedes: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM pragma_table_info('entries') WHERE name = 'supersedes_sha256'",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await?;
         if has_supersedes == 0 {
             sqlx::query("ALTER TABLE entries ADD COLUMN supersedes_sha256 TEXT")
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
         }
         for stmt in [
             "CREATE INDEX IF NOT EXISTS entries_statement ON entries(statement_sha256)",
             "CREATE INDEX IF NOT EXISTS entries_supersedes ON entries(supersedes_sha256)",
         ] {
-            sqlx::query(stmt).execute(&self.pool).await?;
+            sqlx::query(stmt).execute(&self.writer).await?;
         }
         Ok(())
     }
@@ -221,7 +236,7 @@ impl Store for SqliteStore {
         sqlx::query("INSERT INTO log_meta (id, origin, verifier_key) VALUES (1, ?, ?)")
             .bind(&meta.origin)
             .bind(&meta.verifier_key)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -230,7 +245,7 @@ impl Store for SqliteStore {
         sqlx::query("INSERT INTO publishers (domain, name) VALUES (?, ?) ON CONFLICT(domain) DO UPDATE SET name = excluded.name")
             .bind(domain)
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -253,7 +268,7 @@ impl Store for SqliteStore {
             .bind(t.created_at.unix())
             .bind(t.expires_at.map(|e| e.unix()))
             .bind(i64::from(t.revoked))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -276,7 +291,7 @@ impl Store for SqliteStore {
     async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE tokens SET revoked = 1 WHERE id = ?")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -289,7 +304,7 @@ impl Store for SqliteStore {
     ) -> Result<BatchResult, StoreError> {
         // BEGIN IMMEDIATE takes the write lock up front: the state read and the writes are one
         // atomic step even if another process shares the file.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let mut logged = std::collections::HashMap::new();
         for (publisher, key) in idempotency_keys(&pending) {
             let existing = sqlx::query(
@@ -365,7 +380,7 @@ impl Store for SqliteStore {
             .bind(size as i64)
             .bind(root.to_vec())
             .bind(note)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

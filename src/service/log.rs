@@ -433,6 +433,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_latest_checkpoint_is_the_committed_trees_even_before_it_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}/log.db", dir.path().display()))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let signer = LogSigner::new(SigningKey::generate(), "byline.test/log").unwrap();
+        // A batch committed as the sequencer commits it; its checkpoint is not stored yet.
+        let (_, size, _, first) = commit_batch(&store, &signer, vec![pending(1)], None)
+            .await
+            .unwrap();
+        assert_eq!(store.latest_checkpoint().await.unwrap(), None);
+        // Readers get the checkpoint of the committed tree: the very note the batch's
+        // bundles carry (Ed25519 is deterministic).
+        let (latest, note) = latest_checkpoint(&store, &signer).await.unwrap();
+        assert_eq!((latest, note.as_str()), (size, first.note.as_str()));
+        // The next batch stores it in its own transaction.
+        let (_, size2, _, second) = commit_batch(&store, &signer, vec![pending(2)], Some(&first))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.latest_checkpoint().await.unwrap(),
+            Some((size, first.note.clone()))
+        );
+        let (latest, note) = latest_checkpoint(&store, &signer).await.unwrap();
+        assert_eq!((latest, note), (size2, second.note));
+    }
+
+    #[tokio::test]
     async fn an_entry_whose_caller_has_gone_before_the_append_is_not_logged() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&format!("sqlite://{}/log.db", dir.path().display()))

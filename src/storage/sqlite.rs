@@ -68,7 +68,12 @@ impl SqliteStore {
             // A batch's multi-row INSERT needs a statement journal of its pages; on disk (the
             // default) every batch writes and reads a temporary file.
             .pragma("temp_store", "memory")
-            .pragma("cache_size", "-8192");
+            .pragma("cache_size", "-8192")
+            // Checkpoint the WAL every 10,000 pages (about 40 MB) rather than SQLite's 1,000:
+            // the index pages a busy log rewrites are copied into the database once per
+            // checkpoint, so fewer checkpoints copy fewer duplicates (a fifth of the server's
+            // CPU went to checkpointing at the default).
+            .pragma("wal_autocheckpoint", "10000");
         // Switching a new file to WAL needs a moment of exclusive access; when another process
         // or handle opens the same file at that instant, SQLite answers "database is locked"
         // before the busy timeout applies. Retry for a while rather than fail the start.

@@ -226,7 +226,8 @@ async fn run(plan: &Plan, dir: &Path) -> Result<()> {
     );
     println!(
         "Each submitter awaits Sequencer::submit in a loop (closed loop). Per batch the sequencer \
-         commits the entries, signs a checkpoint and stores it (a second durable commit)."
+         commits the entries (with the previous batch's checkpoint in the same transaction), \
+         then signs the new checkpoint."
     );
     let signer = Arc::new(
         LogSigner::new(SigningKey::danger_from_seed(&[9; 32]), LOG_ORIGIN)

@@ -77,6 +77,13 @@ fn verify(dir: &Path, server: &Server, file: &str, json: bool) -> Output {
     byline(dir, "", &args)
 }
 
+/// Runs `byline revoke --server URL ARGS…` with `token`.
+fn revoke(dir: &Path, server: &Server, token: &str, args: &[&str]) -> Output {
+    let mut all_args = vec!["revoke", "--server", &server.url];
+    all_args.extend_from_slice(args);
+    byline(dir, token, &all_args)
+}
+
 fn publisher_token(dir: &Path) -> String {
     let out = byline(
         dir,
@@ -100,7 +107,7 @@ fn a_publisher_retracts_its_manifest_and_verify_says_retracted() {
     let d = dir.path();
     let server = Server::start(d, &[]);
     server_harness::pin_trust(&server, &d.join("reader.toml"));
-    let kept = sign(d, &server, "kept.md");
+    sign(d, &server, "kept.md");
     let gone = sign(d, &server, "gone.md");
     let gone_index = gone["logEntry"]["logIndex"].as_u64().unwrap();
     let out = verify(d, &server, "gone.md", false);
@@ -108,13 +115,11 @@ fn a_publisher_retracts_its_manifest_and_verify_says_retracted() {
 
     // The publisher's own (non-admin) token retracts its manifest, with a reason.
     let token = publisher_token(d);
-    let out = byline(
+    let out = revoke(
         d,
+        &server,
         &token,
         &[
-            "revoke",
-            "--server",
-            &server.url,
             "--log-index",
             &gone_index.to_string(),
             "--reason",
@@ -163,21 +168,13 @@ fn a_publisher_retracts_its_manifest_and_verify_says_retracted() {
     // The other article is untouched.
     let out = verify(d, &server, "kept.md", false);
     assert_eq!(out.status.code(), Some(0), "{}", all(&out));
-    let _ = kept;
 
     // A second retraction of the same manifest is refused, naming the first.
-    let out = byline(
+    let out = revoke(
         d,
+        &server,
         &token,
-        &[
-            "revoke",
-            "--server",
-            &server.url,
-            "--log-index",
-            &gone_index.to_string(),
-            "--reason",
-            "again",
-        ],
+        &["--log-index", &gone_index.to_string(), "--reason", "again"],
     );
     assert_eq!(out.status.code(), Some(2), "{}", all(&out));
     assert!(all(&out).contains("already retracted"), "{}", all(&out));
@@ -364,13 +361,11 @@ async fn a_revoked_key_fails_later_signatures_and_retires_earlier_ones() {
         .to_string();
 
     // The key was stolen at the second signature's time: revoke it from then (admin token).
-    let out = byline(
+    let out = revoke(
         d,
+        &server,
         &server.token,
         &[
-            "revoke",
-            "--server",
-            &server.url,
             "--keyid",
             &keyid,
             "--since",

@@ -57,9 +57,19 @@ pub fn revoke(a: RevokeArgs) -> Result<u8> {
             })
         })
         .transpose()?;
-    let target = match (&a.log_index, &a.keyid) {
-        (Some(i), None) => pb::revoke_request::Target::ManifestLogIndex(*i),
-        (None, Some(k)) => pb::revoke_request::Target::Keyid(k.clone()),
+    let (target, what) = match (a.log_index, &a.keyid) {
+        (Some(i), None) => (
+            pb::revoke_request::Target::ManifestLogIndex(i),
+            format!("retracted the manifest at log index {i}"),
+        ),
+        (None, Some(k)) => (
+            pb::revoke_request::Target::Keyid(k.clone()),
+            format!(
+                "revoked key {} from {}",
+                crate::core::dsse::short_keyid(k),
+                since.map(|t| t.to_string()).unwrap_or_else(|| "now".into())
+            ),
+        ),
         _ => bail!("give exactly one of --log-index and --keyid"),
     };
     let request = pb::RevokeRequest {
@@ -82,15 +92,6 @@ pub fn revoke(a: RevokeArgs) -> Result<u8> {
         super::files::write_atomic(out, resp.bundle_json.as_bytes())
             .with_context(|| format!("writing {}", out.display()))?;
     }
-    let what = match (&a.log_index, &a.keyid) {
-        (Some(i), _) => format!("retracted the manifest at log index {i}"),
-        (_, Some(k)) => format!(
-            "revoked key {} from {}",
-            crate::core::dsse::short_keyid(k),
-            since.map(|t| t.to_string()).unwrap_or_else(|| "now".into())
-        ),
-        _ => unreachable!("clap requires one target"),
-    };
     let at = resp
         .integrated_time
         .and_then(|t| Timestamp::from_unix(t.seconds))

@@ -349,22 +349,19 @@ pub fn envelope_of(record: &EntryRecord) -> Result<Envelope, StoreError> {
         })
 }
 
-/// The latest checkpoint as (size, note): the checkpoint of the durable tree. The sequencer
-/// stores each batch's checkpoint lazily (with the next batch), so when the stored one is older
-/// than the tree it is signed here, from the committed state. Ed25519 signatures are
+/// The latest checkpoint as (size, note): the checkpoint of the committed tree, signed from its
+/// frontier. The sequencer stores each batch's checkpoint lazily (with the next batch), so the
+/// stored one may lag; reading the tree instead never does. Ed25519 signatures are
 /// deterministic, so this is byte for byte the note the sequencer handed out for that size —
-/// also when another replica of the same log signs it — and the answer never goes back.
+/// also when another replica of the same log signs it — and the signer keeps the last one, so
+/// repeated reads of one size sign once.
 pub async fn latest_checkpoint<S: Store>(
     store: &S,
     signer: &LogSigner,
 ) -> Result<(u64, String), LogError> {
-    let stored = store.latest_checkpoint().await?;
     let state = store.log_state().await?;
     let size = state.range.size();
-    match stored {
-        Some((stored_size, note)) if stored_size >= size => Ok((stored_size, note)),
-        _ => Ok((size, signer.sign_checkpoint(size, state.range.root())?)),
-    }
+    Ok((size, signer.sign_checkpoint(size, state.range.root())?))
 }
 
 /// An inclusion proof for `index` in the tree of `size` leaves, read from the store.

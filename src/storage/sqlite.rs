@@ -106,6 +106,23 @@ async fn connect_retrying(
     }
 }
 
+impl SqliteStore {
+    /// Entries matching `condition` (one `?` bound to `value`), oldest first, at most 100: the
+    /// one query behind every digest lookup.
+    async fn lookup_where(
+        &self,
+        condition: &'static str,
+        value: &str,
+    ) -> Result<Vec<EntryRecord>, StoreError> {
+        let sql = format!(
+            "SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE {condition} \
+             ORDER BY idx LIMIT 100"
+        );
+        let rows = sqlx::query(&sql).bind(value).fetch_all(&self.pool).await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+}
+
 fn ts(secs: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_unix(secs).ok_or_else(|| StoreError::Corrupt(format!("bad time {secs}")))
 }
@@ -442,42 +459,24 @@ impl Store for SqliteStore {
     }
 
     async fn lookup_text(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
-        let rows = sqlx::query("SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE text_sha256 = ? ORDER BY idx LIMIT 100")
-            .bind(sha256)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(entry_from_row).collect()
+        self.lookup_where("text_sha256 = ?", sha256).await
     }
 
     async fn lookup_statement(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
-        let rows = sqlx::query("SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE statement_sha256 = ? ORDER BY idx LIMIT 100")
-            .bind(sha256)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(entry_from_row).collect()
+        self.lookup_where("statement_sha256 = ?", sha256).await
     }
 
     async fn lookup_superseding(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
-        let rows = sqlx::query("SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE supersedes_sha256 = ? AND kind = 'manifest' ORDER BY idx LIMIT 100")
-            .bind(sha256)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(entry_from_row).collect()
+        self.lookup_where("supersedes_sha256 = ? AND kind = 'manifest'", sha256)
+            .await
     }
 
     async fn lookup_revocations(&self, target: &str) -> Result<Vec<EntryRecord>, StoreError> {
-        let rows = sqlx::query("SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE supersedes_sha256 = ? AND kind = 'revocation' ORDER BY idx LIMIT 100")
-            .bind(target)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(entry_from_row).collect()
+        self.lookup_where("supersedes_sha256 = ? AND kind = 'revocation'", target)
+            .await
     }
 
     async fn lookup_exact(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
-        let rows = sqlx::query("SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE exact_sha256 = ? ORDER BY idx LIMIT 100")
-            .bind(sha256)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(entry_from_row).collect()
+        self.lookup_where("exact_sha256 = ?", sha256).await
     }
 }

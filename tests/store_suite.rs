@@ -633,6 +633,83 @@ store_suite!(
     concurrent_writers_share_one_gap_free_log,
 );
 
+// ---- SQLite only -------------------------------------------------------------------------
+
+/// A database made before digest lookups moved to the `entry_keys` index (four indexes of
+/// hex strings, no `entry_keys` rows) is upgraded on open: every entry is found again by each
+/// of its digests, and the replaced indexes are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_upgrade_fills_entry_keys_from_old_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("byline.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+        .append((0..5).map(pending).collect(), time(0))
+        .await
+        .unwrap();
+    let fourth = store.entry(3).await.unwrap().unwrap();
+    drop(store);
+    {
+        // Turn the file back into the old layout.
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        for sql in [
+            "DELETE FROM entry_keys",
+            "CREATE INDEX entries_text ON entries(text_sha256)",
+            "CREATE INDEX entries_exact ON entries(exact_sha256)",
+            "CREATE INDEX entries_leaf_hash ON entries(leaf_hash)",
+            "CREATE INDEX entries_statement ON entries(statement_sha256)",
+        ] {
+            conn.execute(sql).await.expect(sql);
+        }
+    }
+    let old = SqliteStore::open(&url).await.unwrap();
+    assert!(
+        old.lookup_text(&format!("{:064x}", 3))
+            .await
+            .unwrap()
+            .is_empty(),
+        "before the upgrade the old file has no entry_keys rows"
+    );
+    old.migrate().await.unwrap();
+    for n in 0..5u64 {
+        let by_text = old.lookup_text(&format!("{:064x}", n)).await.unwrap();
+        let by_exact = old
+            .lookup_exact(&format!("{:064x}", n + 1_000_000))
+            .await
+            .unwrap();
+        let by_statement = old
+            .lookup_statement(&format!("{:064x}", n + 2_000_000))
+            .await
+            .unwrap();
+        for found in [by_text, by_exact, by_statement] {
+            assert_eq!(found.iter().map(|e| e.index).collect::<Vec<_>>(), vec![n]);
+        }
+    }
+    assert_eq!(
+        old.index_by_leaf_hash(&leaf_hash(&fourth.leaf))
+            .await
+            .unwrap(),
+        Some(3)
+    );
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let left: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN \
+         ('entries_text', 'entries_exact', 'entries_leaf_hash', 'entries_statement')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(left, 0, "the replaced indexes are dropped");
+    // Migrating again is a no-op, and new appends are indexed as before.
+    old.migrate().await.unwrap();
+    old.append(vec![pending(9)], time(1)).await.unwrap();
+    assert_eq!(
+        old.lookup_text(&format!("{:064x}", 9)).await.unwrap()[0].index,
+        5
+    );
+}
+
 // ---- PostgreSQL only ---------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,6 +87,12 @@ pub fn check_name(field: &str, value: &str) -> Result<(), HygieneError> {
             kind,
         });
     }
+    // ASCII is always NFC, and an ASCII word is always one script (Latin letters with
+    // script-neutral digits and punctuation): names that are ASCII, most of them, skip both
+    // Unicode checks.
+    if value.is_ascii() {
+        return Ok(());
+    }
     if !is_nfc(value) {
         return Err(HygieneError::NotNfc {
             field: field.to_string(),

@@ -75,19 +75,84 @@ pub struct VerifiedLogEntry {
 }
 
 /// The log leaf for an entry: RFC 8785 (JCS) of `{"dsseEnvelope": …, "integratedTime": …}`.
+///
+/// Written by hand rather than through a generic JCS serializer: the leaf is built for every
+/// entry the log appends, and its shape is fixed — an object of strings whose member names are
+/// already in JCS order — so canonical form needs only JCS string escaping. The tests compare
+/// it with a generic RFC 8785 implementation on arbitrary envelopes.
 pub fn leaf_bytes(envelope: &Envelope, integrated_time: &str) -> Vec<u8> {
-    #[derive(serde::Serialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Leaf<'a> {
-        dsse_envelope: &'a Envelope,
-        integrated_time: &'a str,
+    let signatures: usize = envelope
+        .signatures
+        .iter()
+        .map(|s| s.sig.len() + s.keyid.as_ref().map_or(0, String::len) + 24)
+        .sum();
+    let mut out = Vec::with_capacity(
+        envelope.payload.len()
+            + envelope.payload_type.len()
+            + integrated_time.len()
+            + signatures
+            + 80,
+    );
+    // Member names in UTF-16 code unit order (RFC 8785 section 3.2.3): dsseEnvelope <
+    // integratedTime; payload < payloadType < signatures; keyid < sig.
+    out.extend_from_slice(b"{\"dsseEnvelope\":{\"payload\":");
+    push_jcs_string(&mut out, &envelope.payload);
+    out.extend_from_slice(b",\"payloadType\":");
+    push_jcs_string(&mut out, &envelope.payload_type);
+    out.extend_from_slice(b",\"signatures\":[");
+    for (n, signature) in envelope.signatures.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.push(b'{');
+        if let Some(keyid) = &signature.keyid {
+            out.extend_from_slice(b"\"keyid\":");
+            push_jcs_string(&mut out, keyid);
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"sig\":");
+        push_jcs_string(&mut out, &signature.sig);
+        out.push(b'}');
     }
-    // JCS of a struct of strings cannot fail: there are no floats or non-string keys.
-    serde_json_canonicalizer::to_vec(&Leaf {
-        dsse_envelope: envelope,
-        integrated_time,
-    })
-    .unwrap_or_default()
+    out.extend_from_slice(b"]},\"integratedTime\":");
+    push_jcs_string(&mut out, integrated_time);
+    out.push(b'}');
+    out
+}
+
+/// Appends `value` as a JSON string in RFC 8785 form (ECMAScript `JSON.stringify`): `"` and
+/// `\` escaped, the control characters as `\b \t \n \f \r` or `\u00xx` (lower-case
+/// hex), everything else as its UTF-8 bytes.
+fn push_jcs_string(out: &mut Vec<u8>, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = value.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            0x0c => b"\\f",
+            b'\r' => b"\\r",
+            0x00..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(b >> 4)]);
+                out.push(HEX[usize::from(b & 0xf)]);
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
 /// Parses the pinned log keys of a trust store.
@@ -243,6 +308,67 @@ mod tests {
         consistency_proof_plan, root_from_leaf_hashes, CompactRange, NodeId,
     };
     use std::collections::HashMap;
+
+    /// The leaf as a generic RFC 8785 serializer writes it.
+    fn generic_jcs_leaf(envelope: &Envelope, integrated_time: &str) -> Vec<u8> {
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Leaf<'a> {
+            dsse_envelope: &'a Envelope,
+            integrated_time: &'a str,
+        }
+        serde_json_canonicalizer::to_vec(&Leaf {
+            dsse_envelope: envelope,
+            integrated_time,
+        })
+        .unwrap()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hand_written_leaf_is_the_generic_jcs(
+            payload in "\\PC{0,40}|[A-Za-z0-9+/=]{0,200}",
+            payload_type in "[\\x00-\\x7f]{0,20}|\\PC{0,10}",
+            signatures in proptest::collection::vec(
+                (proptest::option::of("[\\x00-\\x{2029}]{0,12}"), "[\\x00-\\x{10ffff}]{0,12}"),
+                0..4,
+            ),
+            time in "[\\x00-\\x{ffff}]{0,24}",
+        ) {
+            let envelope = Envelope {
+                payload_type,
+                payload,
+                signatures: signatures
+                    .into_iter()
+                    .map(|(keyid, sig)| crate::core::dsse::EnvelopeSignature { keyid, sig })
+                    .collect(),
+            };
+            proptest::prop_assert_eq!(
+                String::from_utf8(leaf_bytes(&envelope, &time)).unwrap(),
+                String::from_utf8(generic_jcs_leaf(&envelope, &time)).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn leaf_escapes_quotes_backslashes_and_controls_as_jcs_does() {
+        let envelope = Envelope {
+            payload_type: "a\"b\\c\u{8}\t\n\u{c}\r\u{1}\u{1f}\u{7f}é\u{2028}😀".into(),
+            payload: String::new(),
+            signatures: vec![],
+        };
+        let leaf = String::from_utf8(leaf_bytes(&envelope, "2026-11-28T00:00:00Z")).unwrap();
+        assert_eq!(
+            leaf,
+            "{\"dsseEnvelope\":{\"payload\":\"\",\"payloadType\":\
+             \"a\\\"b\\\\c\\b\\t\\n\\f\\r\\u0001\\u001f\u{7f}é\u{2028}😀\",\"signatures\":[]},\
+             \"integratedTime\":\"2026-11-28T00:00:00Z\"}"
+        );
+        assert_eq!(
+            leaf.as_bytes(),
+            generic_jcs_leaf(&envelope, "2026-11-28T00:00:00Z")
+        );
+    }
 
     fn checkpoint(size: u64, root: Hash) -> Checkpoint {
         Checkpoint {

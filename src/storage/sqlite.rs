@@ -20,9 +20,11 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS publishers (domain TEXT PRIMARY KEY, name TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, publisher TEXT NOT NULL, secret_sha256 BLOB NOT NULL, admin INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER, revoked INTEGER NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, leaf BLOB NOT NULL, leaf_hash BLOB NOT NULL, integrated_time INTEGER NOT NULL, kind TEXT NOT NULL, publisher TEXT NOT NULL, text_sha256 TEXT, exact_sha256 TEXT, statement_sha256 TEXT NOT NULL, idempotency_key TEXT, supersedes_sha256 TEXT)",
-    "CREATE INDEX IF NOT EXISTS entries_text ON entries(text_sha256)",
-    "CREATE INDEX IF NOT EXISTS entries_exact ON entries(exact_sha256)",
-    "CREATE INDEX IF NOT EXISTS entries_leaf_hash ON entries(leaf_hash)",
+    // Every digest an entry is looked up by (text, exact, statement, leaf hash), as the first
+    // 8 bytes of the digest read as a signed big-endian integer: one small B-tree instead of
+    // four indexes of 64-character strings. A match is confirmed against the full digest in
+    // `entries`, so a shared prefix never returns a wrong entry.
+    "CREATE TABLE IF NOT EXISTS entry_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (key, idx)) WITHOUT ROWID",
     "CREATE UNIQUE INDEX IF NOT EXISTS entries_idempotency ON entries(publisher, idempotency_key) WHERE idempotency_key IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS tree_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL)",
@@ -68,6 +70,10 @@ impl SqliteStore {
             // A batch's multi-row INSERT needs a statement journal of its pages; on disk (the
             // default) every batch writes and reads a temporary file.
             .pragma("temp_store", "memory")
+            // 8 KB pages for a new file (an existing one keeps its size): an entry's row is
+            // about 2.6 KB, so a 4 KB page holds one row and wastes a third of every page the
+            // log writes; an 8 KB page holds three.
+            .page_size(8192)
             .pragma("cache_size", "-8192")
             // Checkpoint the WAL every 10,000 pages (about 40 MB) rather than SQLite's 1,000:
             // the index pages a busy log rewrites are copied into the database once per
@@ -107,8 +113,33 @@ async fn connect_retrying(
 }
 
 impl SqliteStore {
-    /// Entries matching `condition` (one `?` bound to `value`), oldest first, at most 100: the
-    /// one query behind every digest lookup.
+    /// Entries whose `column` holds `digest` (64 hex digits), oldest first, at most 100: the
+    /// one query behind every digest lookup. The `entry_keys` index finds the candidates by
+    /// the digest's first 8 bytes; the full digest is then compared.
+    async fn lookup_digest(
+        &self,
+        column: DigestColumn,
+        digest: &str,
+    ) -> Result<Vec<EntryRecord>, StoreError> {
+        let Some(key) = digest_key_hex(digest) else {
+            // Not a digest, so no stored entry can have it.
+            return Ok(Vec::new());
+        };
+        let sql = format!(
+            "SELECT e.idx, e.leaf, e.integrated_time, e.kind, e.publisher FROM entry_keys k \
+             JOIN entries e ON e.idx = k.idx WHERE k.key = ? AND e.{} = ? \
+             ORDER BY k.idx LIMIT 100",
+            column.name()
+        );
+        let rows = sqlx::query(&sql)
+            .bind(key)
+            .bind(digest)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    /// Entries matching `condition` (one `?` bound to `value`), oldest first, at most 100.
     async fn lookup_where(
         &self,
         condition: &'static str,
@@ -121,6 +152,129 @@ impl SqliteStore {
         let rows = sqlx::query(&sql).bind(value).fetch_all(&self.pool).await?;
         rows.iter().map(entry_from_row).collect()
     }
+}
+
+/// The digest columns `entry_keys` indexes (the leaf hash is a 32-byte BLOB, looked up by
+/// [`SqliteStore::index_by_leaf_hash`]).
+#[derive(Clone, Copy, Debug)]
+enum DigestColumn {
+    Text,
+    Exact,
+    Statement,
+}
+
+impl DigestColumn {
+    fn name(self) -> &'static str {
+        match self {
+            DigestColumn::Text => "text_sha256",
+            DigestColumn::Exact => "exact_sha256",
+            DigestColumn::Statement => "statement_sha256",
+        }
+    }
+}
+
+/// The `entry_keys` key of a digest: its first 8 bytes as a signed big-endian integer.
+fn digest_key(bytes: &[u8]) -> Option<i64> {
+    let prefix: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    Some(i64::from_be_bytes(prefix))
+}
+
+/// The `entry_keys` key of a digest in hex, or `None` if it is not 64 hex digits.
+fn digest_key_hex(hex_digest: &str) -> Option<i64> {
+    if hex_digest.len() != 64 {
+        return None;
+    }
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(hex_digest, &mut bytes).ok()?;
+    digest_key(&bytes)
+}
+
+/// The `entry_keys` rows of entry `idx`, from its digests (hex, as stored) and leaf hash.
+fn entry_keys_of(
+    idx: i64,
+    hex_digests: [Option<&str>; 3],
+    leaf_hash: &[u8],
+) -> impl Iterator<Item = (i64, i64)> {
+    let [text, exact, statement] = hex_digests.map(|d| d.and_then(digest_key_hex));
+    [text, exact, statement, digest_key(leaf_hash)]
+        .into_iter()
+        .flatten()
+        .map(move |key| (key, idx))
+}
+
+/// Inserts `entry_keys` rows, sorted (neighbouring keys share pages), several hundred per
+/// statement. A key repeated for one entry (its text and exact digests are equal) is one row.
+async fn insert_entry_keys(
+    conn: &mut sqlx::SqliteConnection,
+    mut keys: Vec<(i64, i64)>,
+) -> Result<(), StoreError> {
+    keys.sort_unstable();
+    keys.dedup();
+    for chunk in keys.chunks(4000) {
+        let mut insert =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT OR IGNORE INTO entry_keys (key, idx) ");
+        insert.push_values(chunk, |mut b, (key, idx)| {
+            b.push_bind(*key).push_bind(*idx);
+        });
+        insert.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The indexes of digest columns that `entry_keys` replaced, in databases made before it.
+const REPLACED_INDEXES: &[&str] = &[
+    "entries_text",
+    "entries_exact",
+    "entries_leaf_hash",
+    "entries_statement",
+];
+
+/// Fills `entry_keys` from the entries a database made before it holds, and drops the indexes
+/// it replaces; one transaction, so an interrupted upgrade is simply done again.
+async fn upgrade_to_entry_keys(writer: &SqlitePool) -> Result<(), StoreError> {
+    let old: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN \
+         ('entries_text', 'entries_exact', 'entries_leaf_hash', 'entries_statement')",
+    )
+    .fetch_one(writer)
+    .await?;
+    if old == 0 {
+        return Ok(());
+    }
+    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let mut after = -1i64;
+    loop {
+        let rows = sqlx::query(
+            "SELECT idx, text_sha256, exact_sha256, statement_sha256, leaf_hash FROM entries \
+             WHERE idx > ? ORDER BY idx LIMIT 10000",
+        )
+        .bind(after)
+        .fetch_all(&mut *tx)
+        .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.try_get("idx")?;
+        let mut keys = Vec::with_capacity(rows.len() * 4);
+        for row in &rows {
+            let text: Option<String> = row.try_get("text_sha256")?;
+            let exact: Option<String> = row.try_get("exact_sha256")?;
+            let statement: String = row.try_get("statement_sha256")?;
+            let leaf_hash: Vec<u8> = row.try_get("leaf_hash")?;
+            keys.extend(entry_keys_of(
+                row.try_get("idx")?,
+                [text.as_deref(), exact.as_deref(), Some(&statement)],
+                &leaf_hash,
+            ));
+        }
+        insert_entry_keys(&mut tx, keys).await?;
+    }
+    for index in REPLACED_INDEXES {
+        sqlx::query(&format!("DROP INDEX IF EXISTS {index}"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    tracing::info!("SQLite digest lookups now use the entry_keys index");
+    Ok(())
 }
 
 fn ts(secs: i64) -> Result<Timestamp, StoreError> {
@@ -232,13 +386,10 @@ impl Store for SqliteStore {
                 .execute(&self.writer)
                 .await?;
         }
-        for stmt in [
-            "CREATE INDEX IF NOT EXISTS entries_statement ON entries(statement_sha256)",
-            "CREATE INDEX IF NOT EXISTS entries_supersedes ON entries(supersedes_sha256)",
-        ] {
-            sqlx::query(stmt).execute(&self.writer).await?;
-        }
-        Ok(())
+        sqlx::query("CREATE INDEX IF NOT EXISTS entries_supersedes ON entries(supersedes_sha256)")
+            .execute(&self.writer)
+            .await?;
+        upgrade_to_entry_keys(&self.writer).await
     }
 
     async fn log_meta(&self) -> Result<Option<LogMeta>, StoreError> {
@@ -356,19 +507,36 @@ impl Store for SqliteStore {
             insert.push_values(chunk, |mut b, row| {
                 let p = &row.pending;
                 b.push_bind(row.index as i64)
-                    .push_bind(row.leaf.clone())
-                    .push_bind(row.leaf_hash.to_vec())
+                    .push_bind(row.leaf.as_slice())
+                    .push_bind(&row.leaf_hash[..])
                     .push_bind(row.integrated_time.unix())
                     .push_bind(p.kind.as_str())
-                    .push_bind(p.publisher.clone())
-                    .push_bind(p.text_sha256.clone())
-                    .push_bind(p.exact_sha256.clone())
-                    .push_bind(p.statement_sha256.clone())
-                    .push_bind(p.idempotency_key.clone())
-                    .push_bind(p.supersedes_sha256.clone());
+                    .push_bind(p.publisher.as_str())
+                    .push_bind(p.text_sha256.as_deref())
+                    .push_bind(p.exact_sha256.as_deref())
+                    .push_bind(p.statement_sha256.as_str())
+                    .push_bind(p.idempotency_key.as_deref())
+                    .push_bind(p.supersedes_sha256.as_deref());
             });
             insert.build().execute(&mut *tx).await?;
         }
+        let keys = plan
+            .rows
+            .iter()
+            .flat_map(|row| {
+                let p = &row.pending;
+                entry_keys_of(
+                    row.index as i64,
+                    [
+                        p.text_sha256.as_deref(),
+                        p.exact_sha256.as_deref(),
+                        Some(p.statement_sha256.as_str()),
+                    ],
+                    &row.leaf_hash,
+                )
+            })
+            .collect();
+        insert_entry_keys(&mut tx, keys).await?;
         for chunk in plan.nodes.chunks(3000) {
             let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO tree_nodes (level, idx, hash) ",
@@ -436,11 +604,15 @@ impl Store for SqliteStore {
     }
 
     async fn index_by_leaf_hash(&self, hash: &Hash) -> Result<Option<u64>, StoreError> {
-        let idx: Option<i64> =
-            sqlx::query_scalar("SELECT idx FROM entries WHERE leaf_hash = ? ORDER BY idx LIMIT 1")
-                .bind(hash.to_vec())
-                .fetch_optional(&self.pool)
-                .await?;
+        let key = digest_key(hash).ok_or_else(|| StoreError::Corrupt("short hash".into()))?;
+        let idx: Option<i64> = sqlx::query_scalar(
+            "SELECT k.idx FROM entry_keys k JOIN entries e ON e.idx = k.idx \
+             WHERE k.key = ? AND e.leaf_hash = ? ORDER BY k.idx LIMIT 1",
+        )
+        .bind(key)
+        .bind(&hash[..])
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(idx.map(|i| i as u64))
     }
 
@@ -459,11 +631,11 @@ impl Store for SqliteStore {
     }
 
     async fn lookup_text(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
-        self.lookup_where("text_sha256 = ?", sha256).await
+        self.lookup_digest(DigestColumn::Text, sha256).await
     }
 
     async fn lookup_statement(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
-        self.lookup_where("statement_sha256 = ?", sha256).await
+        self.lookup_digest(DigestColumn::Statement, sha256).await
     }
 
     async fn lookup_superseding(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
@@ -477,6 +649,6 @@ impl Store for SqliteStore {
     }
 
     async fn lookup_exact(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
-        self.lookup_where("exact_sha256 = ?", sha256).await
+        self.lookup_digest(DigestColumn::Exact, sha256).await
     }
 }

@@ -636,7 +636,7 @@ store_suite!(
 // ---- SQLite only -------------------------------------------------------------------------
 
 /// A database made before digest lookups moved to the `entry_keys` index (four indexes of
-/// hex strings, no `entry_keys` rows) is upgraded on open: every entry is found again by each
+/// hex strings, no `entry_keys` or `pending_keys` tables) is upgraded on migrate: every entry is found again by each
 /// of its digests, and the replaced indexes are gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_upgrade_fills_entry_keys_from_old_entries() {
@@ -654,7 +654,8 @@ async fn sqlite_upgrade_fills_entry_keys_from_old_entries() {
         // Turn the file back into the old layout.
         let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
         for sql in [
-            "DELETE FROM entry_keys",
+            "DROP TABLE entry_keys",
+            "DROP TABLE pending_keys",
             "CREATE INDEX entries_text ON entries(text_sha256)",
             "CREATE INDEX entries_exact ON entries(exact_sha256)",
             "CREATE INDEX entries_leaf_hash ON entries(leaf_hash)",
@@ -664,13 +665,6 @@ async fn sqlite_upgrade_fills_entry_keys_from_old_entries() {
         }
     }
     let old = SqliteStore::open(&url).await.unwrap();
-    assert!(
-        old.lookup_text(&format!("{:064x}", 3))
-            .await
-            .unwrap()
-            .is_empty(),
-        "before the upgrade the old file has no entry_keys rows"
-    );
     old.migrate().await.unwrap();
     for n in 0..5u64 {
         let by_text = old.lookup_text(&format!("{:064x}", n)).await.unwrap();
@@ -707,6 +701,80 @@ async fn sqlite_upgrade_fills_entry_keys_from_old_entries() {
     assert_eq!(
         old.lookup_text(&format!("{:064x}", 9)).await.unwrap()[0].index,
         5
+    );
+}
+
+/// The newest entries' keys wait in `pending_keys` and move into `entry_keys` once 8,192 have
+/// gathered: an entry is found by every digest before, during and after the move, exactly
+/// once, and a digest that shares only its first 8 bytes with a stored one finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("byline.db").display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let digest = |n: usize, kind: usize| format!("{:016x}{:048x}", n * 7919 + kind, n);
+    let entry = |n: usize| PendingEntry {
+        text_sha256: Some(digest(n, 0)),
+        exact_sha256: Some(digest(n, 1)),
+        statement_sha256: digest(n, 2),
+        ..pending(n)
+    };
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let mut seen_indexed = false;
+    for batch in 0..12 {
+        let first = batch * 200;
+        store
+            .append(
+                (first..first + 200).map(entry).collect(),
+                time(batch as i64),
+            )
+            .await
+            .unwrap();
+        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pending_keys")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let indexed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM entry_keys")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            pending + indexed,
+            4 * (first as i64 + 200),
+            "four keys per entry"
+        );
+        assert!(
+            pending <= 8192 + 16 * 800,
+            "drained in slices, one per append"
+        );
+        seen_indexed |= indexed > 0;
+        for n in [0, first, first + 199] {
+            for (kind, found) in [
+                (0, store.lookup_text(&digest(n, 0)).await.unwrap()),
+                (1, store.lookup_exact(&digest(n, 1)).await.unwrap()),
+                (2, store.lookup_statement(&digest(n, 2)).await.unwrap()),
+            ] {
+                let indices: Vec<u64> = found.iter().map(|e| e.index).collect();
+                assert_eq!(indices, vec![n as u64], "entry {n}, digest kind {kind}");
+            }
+        }
+    }
+    assert!(
+        seen_indexed,
+        "2,400 entries' keys moved into entry_keys at least once"
+    );
+    // Same first 8 bytes as entry 5's text digest, different rest: not a match.
+    let mut near = digest(5, 0);
+    near.replace_range(60.., "ffff");
+    assert!(store.lookup_text(&near).await.unwrap().is_empty());
+    let last = store.entry(2399).await.unwrap().unwrap();
+    assert_eq!(
+        store
+            .index_by_leaf_hash(&leaf_hash(&last.leaf))
+            .await
+            .unwrap(),
+        Some(2399)
     );
 }
 

@@ -25,6 +25,10 @@ const SCHEMA: &[&str] = &[
     // four indexes of 64-character strings. A match is confirmed against the full digest in
     // `entries`, so a shared prefix never returns a wrong entry.
     "CREATE TABLE IF NOT EXISTS entry_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (key, idx)) WITHOUT ROWID",
+    // The newest entries' keys, not yet in `entry_keys`: an unindexed table that an append
+    // extends at its end (one page or two per batch), searched by scanning; moved into
+    // `entry_keys` in sorted slices once it holds `PENDING_KEYS_LIMIT` rows.
+    "CREATE TABLE IF NOT EXISTS pending_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL)",
     "CREATE UNIQUE INDEX IF NOT EXISTS entries_idempotency ON entries(publisher, idempotency_key) WHERE idempotency_key IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS tree_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL)",
@@ -40,6 +44,20 @@ pub struct SqliteStore {
     /// dedicated writer keeps the pages every append touches (the frontier, the indexes'
     /// right edges) cached instead of reading them back from the OS on each batch.
     writer: SqlitePool,
+    /// How far this handle is in moving `pending_keys` into `entry_keys` (only the writer's
+    /// appends use it, one at a time).
+    drain: std::sync::Arc<std::sync::Mutex<PendingDrain>>,
+}
+
+/// The progress of moving `pending_keys` into `entry_keys`.
+#[derive(Clone, Copy, Debug, Default)]
+struct PendingDrain {
+    /// About how many rows `pending_keys` holds (counted at open, then kept up to date by
+    /// this handle; another handle's appends make it an underestimate, which only delays a
+    /// drain).
+    rows: i64,
+    /// The next slice to move while draining, `None` when not draining.
+    next_slice: Option<i64>,
 }
 
 impl SqliteStore {
@@ -84,8 +102,16 @@ impl SqliteStore {
         // or handle opens the same file at that instant, SQLite answers "database is locked"
         // before the busy timeout applies. Retry for a while rather than fail the start.
         let writer = connect_retrying(&options, 1).await?;
-        let pool = connect_retrying(&options, 8).await?;
-        Ok(SqliteStore { pool, writer })
+        // Readers connect on first use, after `migrate`: a connection caches the schema it
+        // found, and one opened before an upgrade added a table would not see that table.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_lazy_with(options);
+        Ok(SqliteStore {
+            pool,
+            writer,
+            drain: Default::default(),
+        })
     }
 }
 
@@ -126,12 +152,12 @@ impl SqliteStore {
             return Ok(Vec::new());
         };
         let sql = format!(
-            "SELECT e.idx, e.leaf, e.integrated_time, e.kind, e.publisher FROM entry_keys k \
-             JOIN entries e ON e.idx = k.idx WHERE k.key = ? AND e.{} = ? \
-             ORDER BY k.idx LIMIT 100",
+            "SELECT idx, leaf, integrated_time, kind, publisher FROM entries \
+             WHERE idx IN ({CANDIDATES}) AND {} = ? ORDER BY idx LIMIT 100",
             column.name()
         );
         let rows = sqlx::query(&sql)
+            .bind(key)
             .bind(key)
             .bind(digest)
             .fetch_all(&self.pool)
@@ -153,6 +179,23 @@ impl SqliteStore {
         rows.iter().map(entry_from_row).collect()
     }
 }
+
+/// The entries whose keys include `?1` (bound twice): from the index, and from the keys of
+/// the newest entries that are not in it yet.
+const CANDIDATES: &str =
+    "SELECT idx FROM entry_keys WHERE key = ? UNION ALL SELECT idx FROM pending_keys WHERE key = ?";
+
+/// How many keys `pending_keys` collects before they are moved into `entry_keys` (about 2,000
+/// entries' worth). Every key inserted straight into `entry_keys` dirties a page of its own
+/// once the index is larger than a batch, so a batch of n entries rewrote up to 4n index pages;
+/// moved thousands at a time, in key order, they share pages. The limit also bounds what a
+/// lookup scans (a few hundred microseconds).
+const PENDING_KEYS_LIMIT: i64 = 8192;
+
+/// Into how many key ranges a drain of `pending_keys` is cut, one per append: moving all of
+/// them in one append rewrote most of `entry_keys` at once and held that batch (and everyone
+/// queued behind it) for tens of milliseconds; one slice touches a sixteenth of the index.
+const DRAIN_SLICES: i64 = 16;
 
 /// The digest columns `entry_keys` indexes (the leaf hash is a 32-byte BLOB, looked up by
 /// [`SqliteStore::index_by_leaf_hash`]).
@@ -202,7 +245,7 @@ fn entry_keys_of(
         .map(move |key| (key, idx))
 }
 
-/// Inserts `entry_keys` rows, sorted (neighbouring keys share pages), several hundred per
+/// Inserts `entry_keys` rows, sorted (neighbouring keys share pages), several thousand per
 /// statement. A key repeated for one entry (its text and exact digests are equal) is one row.
 async fn insert_entry_keys(
     conn: &mut sqlx::SqliteConnection,
@@ -210,15 +253,71 @@ async fn insert_entry_keys(
 ) -> Result<(), StoreError> {
     keys.sort_unstable();
     keys.dedup();
-    for chunk in keys.chunks(4000) {
-        let mut insert =
-            sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT OR IGNORE INTO entry_keys (key, idx) ");
+    insert_keys_into(conn, "entry_keys", &keys).await
+}
+
+/// Inserts `(key, idx)` rows into `table` with multi-row statements.
+async fn insert_keys_into(
+    conn: &mut sqlx::SqliteConnection,
+    table: &'static str,
+    keys: &[(i64, i64)],
+) -> Result<(), StoreError> {
+    for chunk in prepared_chunks(keys, 4096) {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+            "INSERT OR IGNORE INTO {table} (key, idx) "
+        ));
         insert.push_values(chunk, |mut b, (key, idx)| {
             b.push_bind(*key).push_bind(*idx);
         });
         insert.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Splits `rows` for multi-row `INSERT`s into chunks whose lengths are powers of two (at most
+/// `max`, itself a power of two): a batch of any size then uses a handful of statement shapes
+/// that stay in the connection's statement cache. Chunks of whatever length the batch had
+/// made every batch parse and plan a new statement of hundreds of rows (about 4 % of the
+/// server's CPU under load).
+fn prepared_chunks<T>(rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    debug_assert!(max.is_power_of_two());
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let len = if rest.len() >= max {
+            max
+        } else {
+            // The largest power of two not above what is left.
+            1 << (usize::BITS - 1 - rest.len().leading_zeros())
+        };
+        let (chunk, tail) = rest.split_at(len);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+/// Moves the pending keys whose top four bits are `slice` into `entry_keys`, in key order;
+/// returns how many rows left `pending_keys`.
+async fn move_pending_slice(
+    conn: &mut sqlx::SqliteConnection,
+    slice: i64,
+) -> Result<i64, StoreError> {
+    // `>>` is an arithmetic shift in SQLite; the mask keeps the four top bits as 0..15.
+    sqlx::query(
+        "INSERT OR IGNORE INTO entry_keys (key, idx) SELECT key, idx FROM pending_keys \
+         WHERE ((key >> 60) & 15) = ? ORDER BY key, idx",
+    )
+    .bind(slice)
+    .execute(&mut *conn)
+    .await?;
+    let moved = sqlx::query("DELETE FROM pending_keys WHERE ((key >> 60) & 15) = ?")
+        .bind(slice)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(i64::try_from(moved).unwrap_or(i64::MAX))
 }
 
 /// The indexes of digest columns that `entry_keys` replaced, in databases made before it.
@@ -389,7 +488,12 @@ impl Store for SqliteStore {
         sqlx::query("CREATE INDEX IF NOT EXISTS entries_supersedes ON entries(supersedes_sha256)")
             .execute(&self.writer)
             .await?;
-        upgrade_to_entry_keys(&self.writer).await
+        upgrade_to_entry_keys(&self.writer).await?;
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pending_keys")
+            .fetch_one(&self.writer)
+            .await?;
+        self.drain.lock().unwrap_or_else(|p| p.into_inner()).rows = rows;
+        Ok(())
     }
 
     async fn log_meta(&self) -> Result<Option<LogMeta>, StoreError> {
@@ -500,7 +604,7 @@ impl Store for SqliteStore {
         let plan = plan_append(state, fresh, now);
         // Multi-row inserts: a batch is two statements, not one per row (SQLite allows 32,766
         // bound parameters; chunks stay well below it).
-        for chunk in plan.rows.chunks(900) {
+        for chunk in prepared_chunks(&plan.rows, 512) {
             let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO entries (idx, leaf, leaf_hash, integrated_time, kind, publisher, text_sha256, exact_sha256, statement_sha256, idempotency_key, supersedes_sha256) ",
             );
@@ -520,7 +624,7 @@ impl Store for SqliteStore {
             });
             insert.build().execute(&mut *tx).await?;
         }
-        let keys = plan
+        let keys: Vec<(i64, i64)> = plan
             .rows
             .iter()
             .flat_map(|row| {
@@ -536,8 +640,19 @@ impl Store for SqliteStore {
                 )
             })
             .collect();
-        insert_entry_keys(&mut tx, keys).await?;
-        for chunk in plan.nodes.chunks(3000) {
+        insert_keys_into(&mut tx, "pending_keys", &keys).await?;
+        // Appends through this handle are serialized by its one writer connection; the
+        // progress is updated only once the transaction has committed.
+        let mut drain = *self.drain.lock().unwrap_or_else(|p| p.into_inner());
+        drain.rows += keys.len() as i64;
+        if drain.next_slice.is_none() && drain.rows >= PENDING_KEYS_LIMIT {
+            drain.next_slice = Some(0);
+        }
+        if let Some(slice) = drain.next_slice {
+            drain.rows -= move_pending_slice(&mut tx, slice).await?;
+            drain.next_slice = (slice + 1 < DRAIN_SLICES).then_some(slice + 1);
+        }
+        for chunk in prepared_chunks(&plan.nodes, 2048) {
             let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                 "INSERT INTO tree_nodes (level, idx, hash) ",
             );
@@ -557,6 +672,7 @@ impl Store for SqliteStore {
                 .await?;
         }
         tx.commit().await?;
+        *self.drain.lock().unwrap_or_else(|p| p.into_inner()) = drain;
         slots.finish(plan)
     }
 
@@ -605,10 +721,11 @@ impl Store for SqliteStore {
 
     async fn index_by_leaf_hash(&self, hash: &Hash) -> Result<Option<u64>, StoreError> {
         let key = digest_key(hash).ok_or_else(|| StoreError::Corrupt("short hash".into()))?;
-        let idx: Option<i64> = sqlx::query_scalar(
-            "SELECT k.idx FROM entry_keys k JOIN entries e ON e.idx = k.idx \
-             WHERE k.key = ? AND e.leaf_hash = ? ORDER BY k.idx LIMIT 1",
-        )
+        let idx: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT idx FROM entries WHERE idx IN ({CANDIDATES}) AND leaf_hash = ? \
+             ORDER BY idx LIMIT 1"
+        ))
+        .bind(key)
         .bind(key)
         .bind(&hash[..])
         .fetch_optional(&self.pool)
@@ -650,5 +767,27 @@ impl Store for SqliteStore {
 
     async fn lookup_exact(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
         self.lookup_digest(DigestColumn::Exact, sha256).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prepared_chunks;
+
+    #[test]
+    fn chunks_are_powers_of_two_covering_every_row_in_order() {
+        for n in [0usize, 1, 2, 3, 7, 255, 256, 257, 1000, 1537] {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = prepared_chunks(&rows, 512).collect();
+            assert!(chunks
+                .iter()
+                .all(|c| c.len().is_power_of_two() && c.len() <= 512));
+            assert_eq!(chunks.concat(), rows, "n = {n}");
+            assert!(
+                chunks.len() <= n / 512 + 10,
+                "n = {n}: {} chunks",
+                chunks.len()
+            );
+        }
     }
 }

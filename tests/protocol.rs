@@ -129,11 +129,7 @@ async fn hostile_nesting_inside_fields_is_refused_by_name() {
         "<div>".repeat(5000),
         "</div>".repeat(5000)
     );
-    let mut request = server_harness::content_request(2);
-    request.article = Some(pb::sign_request::Article::Content(pb::Article {
-        content: html.clone().into_bytes(),
-        media_type: "text/html".into(),
-    }));
+    let request = server_harness::content_request_of(2, html.clone().into_bytes(), "text/html");
     let status = client
         .sign(with_token(request, &server.token))
         .await
@@ -202,11 +198,7 @@ async fn a_call_past_its_deadline_is_cancelled_and_leaves_no_orphaned_entry() {
         "<html><body><article>{}</article></body></html>",
         "<p>The Ashby library extends its opening hours on weekdays.</p>".repeat(48_000)
     );
-    let mut request = server_harness::content_request(3);
-    request.article = Some(pb::sign_request::Article::Content(pb::Article {
-        content: html.into_bytes(),
-        media_type: "text/html".into(),
-    }));
+    let request = server_harness::content_request_of(3, html.into_bytes(), "text/html");
     let mut request = with_token(request, &server.token);
     request.set_timeout(Duration::from_millis(1));
     let status = client.sign(request).await.expect_err("past its deadline");
@@ -301,11 +293,7 @@ async fn a_message_over_the_transport_limit_is_refused_naming_the_limit() {
     // The transport limit is the article limit plus 1 MiB for the rest of the message.
     let server = Server::start(dir.path(), &["--max-article-bytes", "1000"]);
     let limit = 1000 + 1024 * 1024;
-    let mut request = server_harness::content_request(4);
-    request.article = Some(pb::sign_request::Article::Content(pb::Article {
-        content: vec![b'x'; limit + 1],
-        media_type: "text/plain".into(),
-    }));
+    let request = server_harness::content_request_of(4, vec![b'x'; limit + 1], "text/plain");
     let mut client = server
         .client()
         .await
@@ -327,11 +315,7 @@ async fn a_message_over_the_transport_limit_is_refused_naming_the_limit() {
         status.message()
     );
     // Just under the transport limit, the article limit answers, by field.
-    let mut request = server_harness::content_request(5);
-    request.article = Some(pb::sign_request::Article::Content(pb::Article {
-        content: vec![b'x'; 1001],
-        media_type: "text/plain".into(),
-    }));
+    let request = server_harness::content_request_of(5, vec![b'x'; 1001], "text/plain");
     let status = client
         .sign(with_token(request, &server.token))
         .await

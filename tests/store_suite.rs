@@ -596,8 +596,7 @@ macro_rules! store_suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let url = format!("sqlite://{}", dir.path().join("byline.db").display());
+                    let (_dir, url) = temp_sqlite_url();
                     super::$name::<SqliteStore>(&url).await;
                 }
             )*
@@ -633,6 +632,13 @@ store_suite!(
     concurrent_writers_share_one_gap_free_log,
 );
 
+/// A SQLite URL for a file in a new temporary directory (kept while the guard lives).
+fn temp_sqlite_url() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("byline.db").display());
+    (dir, url)
+}
+
 // ---- SQLite only -------------------------------------------------------------------------
 
 /// A database made before digest lookups moved to the `entry_keys` index (four indexes of
@@ -640,10 +646,8 @@ store_suite!(
 /// of its digests, and the replaced indexes are gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_upgrade_fills_entry_keys_from_old_entries() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("byline.db").display());
-    let store = SqliteStore::open(&url).await.unwrap();
-    store.migrate().await.unwrap();
+    let (_dir, url) = temp_sqlite_url();
+    let store = <SqliteStore as Backend>::open(&url).await;
     store
         .append((0..5).map(pending).collect(), time(0))
         .await
@@ -664,8 +668,7 @@ async fn sqlite_upgrade_fills_entry_keys_from_old_entries() {
             conn.execute(sql).await.expect(sql);
         }
     }
-    let old = SqliteStore::open(&url).await.unwrap();
-    old.migrate().await.unwrap();
+    let old = <SqliteStore as Backend>::open(&url).await;
     for n in 0..5u64 {
         let by_text = old.lookup_text(&format!("{:064x}", n)).await.unwrap();
         let by_exact = old
@@ -709,10 +712,8 @@ async fn sqlite_upgrade_fills_entry_keys_from_old_entries() {
 /// once, and a digest that shares only its first 8 bytes with a stored one finds nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("byline.db").display());
-    let store = SqliteStore::open(&url).await.unwrap();
-    store.migrate().await.unwrap();
+    let (_dir, url) = temp_sqlite_url();
+    let store = <SqliteStore as Backend>::open(&url).await;
     let digest = |n: usize, kind: usize| format!("{:016x}{:048x}", n * 7919 + kind, n);
     let entry = |n: usize| PendingEntry {
         text_sha256: Some(digest(n, 0)),

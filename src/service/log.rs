@@ -441,13 +441,19 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_latest_checkpoint_is_the_committed_trees_even_before_it_is_stored() {
+    /// A migrated SQLite store in a temporary directory (kept while the guard lives).
+    async fn temp_store() -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&format!("sqlite://{}/log.db", dir.path().display()))
             .await
             .unwrap();
         store.migrate().await.unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn the_latest_checkpoint_is_the_committed_trees_even_before_it_is_stored() {
+        let (_dir, store) = temp_store().await;
         let signer =
             LogSigner::new(SigningKey::danger_from_seed(&[9; 32]), "byline.test/log").unwrap();
         // Another replica of the same log: the same key, none of this signer's memory.
@@ -476,11 +482,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_entry_whose_caller_has_gone_before_the_append_is_not_logged() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&format!("sqlite://{}/log.db", dir.path().display()))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let (_dir, store) = temp_store().await;
         let signer = Arc::new(LogSigner::new(SigningKey::generate(), "byline.test/log").unwrap());
         let (tx, rx) = mpsc::channel(8);
         // The first caller's deadline passed while its entry was queued: its reply end is gone.

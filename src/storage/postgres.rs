@@ -133,6 +133,27 @@ impl PostgresStore {
     }
 }
 
+/// Records a signed checkpoint, on its own or inside a batch's transaction. Replicas sign
+/// checkpoints for the sizes their own batches reached; one size has one root, so a second
+/// note for it adds nothing.
+async fn insert_checkpoint_on(
+    conn: &mut PgConnection,
+    size: u64,
+    root: &Hash,
+    note: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO checkpoints (size, root, note) VALUES ($1, $2, $3) \
+         ON CONFLICT (size) DO NOTHING",
+    )
+    .bind(db_int(size)?)
+    .bind(root.as_slice())
+    .bind(note)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 fn db_int(n: u64) -> Result<i64, StoreError> {
     i64::try_from(n).map_err(|_| StoreError::Corrupt(format!("{n} is beyond the database's range")))
 }
@@ -477,15 +498,7 @@ impl Store for PostgresStore {
             .await?;
         }
         if let Some(c) = checkpoint {
-            sqlx::query(
-                "INSERT INTO checkpoints (size, root, note) VALUES ($1, $2, $3) \
-                 ON CONFLICT (size) DO NOTHING",
-            )
-            .bind(db_int(c.size)?)
-            .bind(c.root.as_slice())
-            .bind(&c.note)
-            .execute(&mut *tx)
-            .await?;
+            insert_checkpoint_on(&mut tx, c.size, &c.root, &c.note).await?;
         }
         // Durable when this returns (synchronous_commit = on); the lock goes with it.
         tx.commit().await?;
@@ -498,18 +511,8 @@ impl Store for PostgresStore {
         root: &Hash,
         note: &str,
     ) -> Result<(), StoreError> {
-        // Replicas sign checkpoints for the sizes their own batches reached; one size has one
-        // root, so a second note for it adds nothing.
-        sqlx::query(
-            "INSERT INTO checkpoints (size, root, note) VALUES ($1, $2, $3) \
-             ON CONFLICT (size) DO NOTHING",
-        )
-        .bind(db_int(size)?)
-        .bind(root.as_slice())
-        .bind(note)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        insert_checkpoint_on(&mut conn, size, root, note).await
     }
 
     async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {

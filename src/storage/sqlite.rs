@@ -93,20 +93,16 @@ impl SqliteStore {
             // log writes; an 8 KB page holds three.
             .page_size(8192)
             .pragma("cache_size", "-8192")
-            // Checkpoint the WAL every 10,000 pages (about 40 MB) rather than SQLite's 1,000:
-            // the index pages a busy log rewrites are copied into the database once per
-            // checkpoint, so fewer checkpoints copy fewer duplicates (a fifth of the server's
-            // CPU went to checkpointing at the default).
+            // Checkpoint the WAL every 10,000 pages (about 80 MB of 8 KB pages) rather than
+            // SQLite's 1,000: the index pages a busy log rewrites are copied into the database
+            // once per checkpoint, so fewer checkpoints copy fewer duplicates (a fifth of the
+            // server's CPU went to checkpointing at the default).
             .pragma("wal_autocheckpoint", "10000");
         // Switching a new file to WAL needs a moment of exclusive access; when another process
         // or handle opens the same file at that instant, SQLite answers "database is locked"
         // before the busy timeout applies. Retry for a while rather than fail the start.
         let writer = connect_retrying(&options, 1).await?;
-        // Readers connect on first use, after `migrate`: a connection caches the schema it
-        // found, and one opened before an upgrade added a table would not see that table.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_lazy_with(options);
+        let pool = connect_retrying(&options, 8).await?;
         Ok(SqliteStore {
             pool,
             writer,
@@ -217,9 +213,9 @@ impl DigestColumn {
 }
 
 /// The `entry_keys` key of a digest: its first 8 bytes as a signed big-endian integer.
-fn digest_key(bytes: &[u8]) -> Option<i64> {
-    let prefix: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
-    Some(i64::from_be_bytes(prefix))
+fn digest_key(digest: &Hash) -> i64 {
+    let [a, b, c, d, e, f, g, h, ..] = *digest;
+    i64::from_be_bytes([a, b, c, d, e, f, g, h])
 }
 
 /// The `entry_keys` key of a digest in hex, or `None` if it is not 64 hex digits.
@@ -229,17 +225,17 @@ fn digest_key_hex(hex_digest: &str) -> Option<i64> {
     }
     let mut bytes = [0u8; 32];
     hex::decode_to_slice(hex_digest, &mut bytes).ok()?;
-    digest_key(&bytes)
+    Some(digest_key(&bytes))
 }
 
 /// The `entry_keys` rows of entry `idx`, from its digests (hex, as stored) and leaf hash.
 fn entry_keys_of(
     idx: i64,
     hex_digests: [Option<&str>; 3],
-    leaf_hash: &[u8],
+    leaf_hash: &Hash,
 ) -> impl Iterator<Item = (i64, i64)> {
     let [text, exact, statement] = hex_digests.map(|d| d.and_then(digest_key_hex));
-    [text, exact, statement, digest_key(leaf_hash)]
+    [text, exact, statement, Some(digest_key(leaf_hash))]
         .into_iter()
         .flatten()
         .map(move |key| (key, idx))
@@ -320,6 +316,25 @@ async fn move_pending_slice(
     Ok(i64::try_from(moved).unwrap_or(i64::MAX))
 }
 
+/// Records a signed checkpoint (a size has one root, so a second note for it is dropped): on its
+/// own, or inside a batch's transaction.
+async fn insert_checkpoint_on(
+    conn: &mut sqlx::SqliteConnection,
+    size: u64,
+    root: &Hash,
+    note: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO checkpoints (size, root, note) VALUES (?, ?, ?) ON CONFLICT(size) DO NOTHING",
+    )
+    .bind(size as i64)
+    .bind(&root[..])
+    .bind(note)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// The indexes of digest columns that `entry_keys` replaced, in databases made before it.
 const REPLACED_INDEXES: &[&str] = &[
     "entries_text",
@@ -331,10 +346,14 @@ const REPLACED_INDEXES: &[&str] = &[
 /// Fills `entry_keys` from the entries a database made before it holds, and drops the indexes
 /// it replaces; one transaction, so an interrupted upgrade is simply done again.
 async fn upgrade_to_entry_keys(writer: &SqlitePool) -> Result<(), StoreError> {
-    let old: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN \
-         ('entries_text', 'entries_exact', 'entries_leaf_hash', 'entries_statement')",
-    )
+    let names = REPLACED_INDEXES
+        .iter()
+        .map(|name| format!("'{name}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let old: i64 = sqlx::query_scalar(&format!(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN ({names})"
+    ))
     .fetch_one(writer)
     .await?;
     if old == 0 {
@@ -357,7 +376,7 @@ async fn upgrade_to_entry_keys(writer: &SqlitePool) -> Result<(), StoreError> {
             let text: Option<String> = row.try_get("text_sha256")?;
             let exact: Option<String> = row.try_get("exact_sha256")?;
             let statement: String = row.try_get("statement_sha256")?;
-            let leaf_hash: Vec<u8> = row.try_get("leaf_hash")?;
+            let leaf_hash = hash_of(row.try_get("leaf_hash")?)?;
             keys.extend(entry_keys_of(
                 row.try_get("idx")?,
                 [text.as_deref(), exact.as_deref(), Some(&statement)],
@@ -664,12 +683,7 @@ impl Store for SqliteStore {
             insert.build().execute(&mut *tx).await?;
         }
         if let Some(c) = checkpoint {
-            sqlx::query("INSERT INTO checkpoints (size, root, note) VALUES (?, ?, ?) ON CONFLICT(size) DO NOTHING")
-                .bind(c.size as i64)
-                .bind(c.root.to_vec())
-                .bind(&c.note)
-                .execute(&mut *tx)
-                .await?;
+            insert_checkpoint_on(&mut tx, c.size, &c.root, &c.note).await?;
         }
         tx.commit().await?;
         *self.drain.lock().unwrap_or_else(|p| p.into_inner()) = drain;
@@ -682,13 +696,8 @@ impl Store for SqliteStore {
         root: &Hash,
         note: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO checkpoints (size, root, note) VALUES (?, ?, ?) ON CONFLICT(size) DO NOTHING")
-            .bind(size as i64)
-            .bind(root.to_vec())
-            .bind(note)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        let mut conn = self.writer.acquire().await?;
+        insert_checkpoint_on(&mut conn, size, root, note).await
     }
 
     async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
@@ -720,7 +729,7 @@ impl Store for SqliteStore {
     }
 
     async fn index_by_leaf_hash(&self, hash: &Hash) -> Result<Option<u64>, StoreError> {
-        let key = digest_key(hash).ok_or_else(|| StoreError::Corrupt("short hash".into()))?;
+        let key = digest_key(hash);
         let idx: Option<i64> = sqlx::query_scalar(&format!(
             "SELECT idx FROM entries WHERE idx IN ({CANDIDATES}) AND leaf_hash = ? \
              ORDER BY idx LIMIT 1"

@@ -176,11 +176,20 @@ pub fn ai_authorship(subject: &str) -> byline::proto::Authorship {
 
 /// A content-mode sign request for article `n`.
 pub fn content_request(n: usize) -> byline::proto::SignRequest {
+    content_request_of(n, article(n).into_bytes(), "text/markdown")
+}
+
+/// `content_request(n)` carrying `content` of `media_type` as its article instead.
+pub fn content_request_of(
+    n: usize,
+    content: Vec<u8>,
+    media_type: &str,
+) -> byline::proto::SignRequest {
     byline::proto::SignRequest {
         article: Some(byline::proto::sign_request::Article::Content(
             byline::proto::Article {
-                content: article(n).into_bytes(),
-                media_type: "text/markdown".into(),
+                content,
+                media_type: media_type.into(),
             },
         )),
         authorship: Some(ai_authorship(&format!("https://localhost/articles/{n}"))),

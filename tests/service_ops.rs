@@ -1039,6 +1039,57 @@ async fn tls_serving() {
     server.assert_no_panic();
 }
 
+/// With one worker thread the server runs its calls on a single-threaded scheduler: concurrent
+/// signs are each logged once, at distinct indices. Zero threads is refused at start, naming
+/// the setting, from a flag or from the config file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_thread_setting_one_serves_and_zero_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &["--worker-threads", "1"]);
+    let client = server.client().await;
+    let calls: Vec<_> = (0..16)
+        .map(|n| {
+            let mut client = client.clone();
+            let request = with_token(content_request(n), &server.token);
+            tokio::spawn(async move { client.sign(request).await })
+        })
+        .collect();
+    let mut indices = std::collections::BTreeSet::new();
+    for call in calls {
+        let signed = call.await.unwrap().expect("Sign on one worker thread");
+        assert!(indices.insert(signed.into_inner().log_index));
+    }
+    assert_eq!(indices, (0..16).collect(), "{}", server.log());
+    assert!(server.terminate().success(), "{}", server.log());
+    server.assert_no_panic();
+
+    let config = dir.path().join("zero.toml");
+    std::fs::write(&config, "worker_threads = 0\n").unwrap();
+    for args in [
+        vec!["--listen", "127.0.0.1:0", "--worker-threads", "0"],
+        vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    ] {
+        match start_serve(dir.path(), &args, &[]) {
+            Started::Serving(mut s) => {
+                s.terminate();
+                panic!("byline serve started with {args:?}:\n{}", s.log());
+            }
+            Started::Exited(status, log) => {
+                assert!(!status.success(), "{args:?}: exited 0\n{log}");
+                assert!(
+                    log.contains("worker_threads must be at least 1"),
+                    "{args:?}: the refusal does not name the setting:\n{log}"
+                );
+            }
+        }
+    }
+}
+
 /// A TLS setting that cannot work stops the server at start, saying why, instead of serving
 /// plain text or failing every handshake later.
 #[test]

@@ -707,6 +707,48 @@ async fn sqlite_upgrade_fills_entry_keys_from_old_entries() {
     );
 }
 
+/// An in-memory SQLite database is refused with a message naming the URL: each connection to
+/// one would be a database of its own, so appends and lookups would see different logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_refuses_in_memory_databases() {
+    for url in [
+        "sqlite::memory:",
+        "sqlite://:memory:",
+        "sqlite://log.db?mode=memory",
+    ] {
+        match SqliteStore::open(url).await {
+            Err(StoreError::UnsupportedUrl(named)) => assert_eq!(named, url),
+            Err(other) => panic!("{url}: wrong error {other}"),
+            Ok(_) => panic!("{url}: an in-memory store was opened"),
+        }
+    }
+}
+
+/// Committed appends are copied from the WAL into the database file by the store's background
+/// checkpoints, without any append crossing SQLite's own checkpoint threshold: the main file
+/// grows while the store is open and idle, and everything appended is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_copies_the_wal_into_the_database_in_the_background() {
+    let (dir, url) = temp_sqlite_url();
+    let store = <SqliteStore as Backend>::open(&url).await;
+    let main_file = dir.path().join("byline.db");
+    let size = || std::fs::metadata(&main_file).map_or(0, |m| m.len());
+    // Let the checkpoint of the schema land first, so the growth below is the appends'.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let before = size();
+    append_batches(&store, 0, &[200, 200, 200]).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while size() < before + 64 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after 30 s the database file is still {} bytes (was {before})",
+            size()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(leaf_hashes(&store).await.len(), 600);
+}
+
 /// The newest entries' keys wait in `pending_keys` and move into `entry_keys` once 8,192 have
 /// gathered: an entry is found by every digest before, during and after the move, exactly
 /// once, and a digest that shares only its first 8 bytes with a stored one finds nothing.

@@ -7,6 +7,7 @@
 
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_append;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -217,6 +218,8 @@ pub struct AppendPlan {
     pub root: Hash,
     /// The frontier before the batch, with its ids.
     pub frontier_before: Vec<(NodeId, Hash)>,
+    /// The log's state once the batch is committed (what the next batch starts from).
+    pub state_after: LogState,
 }
 
 /// Plans a batch append: assigns indices and one `integratedTime` (the later of `now` and the
@@ -248,12 +251,18 @@ pub fn plan_append(state: LogState, pending: Vec<PendingEntry>, now: Timestamp) 
             pending: p,
         });
     }
+    let last_time = if rows.is_empty() {
+        state.last_time
+    } else {
+        Some(time)
+    };
     AppendPlan {
         rows,
         nodes,
         tree_size: range.size(),
         root: range.root(),
         frontier_before,
+        state_after: LogState { range, last_time },
     }
 }
 

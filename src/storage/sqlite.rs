@@ -10,9 +10,10 @@ use sqlx::{Row, SqlitePool};
 
 use crate::core::manifest::Timestamp;
 use crate::core::merkle::{CompactRange, Hash, NodeId};
+use crate::storage::sqlite_append::AppendThread;
 use crate::storage::{
-    idempotency_keys, plan_append, BatchResult, BatchSlots, CheckpointRow, EntryKind, EntryRecord,
-    LogMeta, LogState, PendingEntry, Store, StoreError, TokenRecord,
+    BatchResult, CheckpointRow, EntryKind, EntryRecord, LogMeta, LogState, PendingEntry, Store,
+    StoreError, TokenRecord,
 };
 
 const SCHEMA: &[&str] = &[
@@ -44,20 +45,8 @@ pub struct SqliteStore {
     /// dedicated writer keeps the pages every append touches (the frontier, the indexes'
     /// right edges) cached instead of reading them back from the OS on each batch.
     writer: SqlitePool,
-    /// How far this handle is in moving `pending_keys` into `entry_keys` (only the writer's
-    /// appends use it, one at a time).
-    drain: std::sync::Arc<std::sync::Mutex<PendingDrain>>,
-}
-
-/// The progress of moving `pending_keys` into `entry_keys`.
-#[derive(Clone, Copy, Debug, Default)]
-struct PendingDrain {
-    /// About how many rows `pending_keys` holds (counted at open, then kept up to date by
-    /// this handle; another handle's appends make it an underestimate, which only delays a
-    /// drain).
-    rows: i64,
-    /// The next slice to move while draining, `None` when not draining.
-    next_slice: Option<i64>,
+    /// The log's appends, on a thread of their own (see `sqlite_append`).
+    appender: std::sync::Arc<AppendThread>,
 }
 
 impl SqliteStore {
@@ -69,15 +58,18 @@ impl SqliteStore {
             .or_else(|| url.strip_prefix("sqlite:"))
             .ok_or_else(|| StoreError::UnsupportedUrl(url.to_string()))?;
         let path = path.split('?').next().unwrap_or(path);
-        if path != ":memory:" {
-            if let Some(dir) = Path::new(path)
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-                })?;
-            }
+        // Every connection of an in-memory database is a database of its own, so the appends,
+        // the readers and the token writes would each see a different log.
+        if path.is_empty() || path.starts_with(":memory:") || url.contains("mode=memory") {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        }
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -103,10 +95,11 @@ impl SqliteStore {
         // before the busy timeout applies. Retry for a while rather than fail the start.
         let writer = connect_retrying(&options, 1).await?;
         let pool = connect_retrying(&options, 8).await?;
+        let appender = std::sync::Arc::new(AppendThread::start(path)?);
         Ok(SqliteStore {
             pool,
             writer,
-            drain: Default::default(),
+            appender,
         })
     }
 }
@@ -181,18 +174,6 @@ impl SqliteStore {
 const CANDIDATES: &str =
     "SELECT idx FROM entry_keys WHERE key = ? UNION ALL SELECT idx FROM pending_keys WHERE key = ?";
 
-/// How many keys `pending_keys` collects before they are moved into `entry_keys` (about 2,000
-/// entries' worth). Every key inserted straight into `entry_keys` dirties a page of its own
-/// once the index is larger than a batch, so a batch of n entries rewrote up to 4n index pages;
-/// moved thousands at a time, in key order, they share pages. The limit also bounds what a
-/// lookup scans (a few hundred microseconds).
-const PENDING_KEYS_LIMIT: i64 = 8192;
-
-/// Into how many key ranges a drain of `pending_keys` is cut, one per append: moving all of
-/// them in one append rewrote most of `entry_keys` at once and held that batch (and everyone
-/// queued behind it) for tens of milliseconds; one slice touches a sixteenth of the index.
-const DRAIN_SLICES: i64 = 16;
-
 /// The digest columns `entry_keys` indexes (the leaf hash is a 32-byte BLOB, looked up by
 /// [`SqliteStore::index_by_leaf_hash`]).
 #[derive(Clone, Copy, Debug)]
@@ -229,7 +210,7 @@ fn digest_key_hex(hex_digest: &str) -> Option<i64> {
 }
 
 /// The `entry_keys` rows of entry `idx`, from its digests (hex, as stored) and leaf hash.
-fn entry_keys_of(
+pub(super) fn entry_keys_of(
     idx: i64,
     hex_digests: [Option<&str>; 3],
     leaf_hash: &Hash,
@@ -292,28 +273,6 @@ fn prepared_chunks<T>(rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
         rest = tail;
         Some(chunk)
     })
-}
-
-/// Moves the pending keys whose top four bits are `slice` into `entry_keys`, in key order;
-/// returns how many rows left `pending_keys`.
-async fn move_pending_slice(
-    conn: &mut sqlx::SqliteConnection,
-    slice: i64,
-) -> Result<i64, StoreError> {
-    // `>>` is an arithmetic shift in SQLite; the mask keeps the four top bits as 0..15.
-    sqlx::query(
-        "INSERT OR IGNORE INTO entry_keys (key, idx) SELECT key, idx FROM pending_keys \
-         WHERE ((key >> 60) & 15) = ? ORDER BY key, idx",
-    )
-    .bind(slice)
-    .execute(&mut *conn)
-    .await?;
-    let moved = sqlx::query("DELETE FROM pending_keys WHERE ((key >> 60) & 15) = ?")
-        .bind(slice)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    Ok(i64::try_from(moved).unwrap_or(i64::MAX))
 }
 
 /// Records a signed checkpoint (a size has one root, so a second note for it is dropped): on its
@@ -395,11 +354,11 @@ async fn upgrade_to_entry_keys(writer: &SqlitePool) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn ts(secs: i64) -> Result<Timestamp, StoreError> {
+pub(super) fn ts(secs: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_unix(secs).ok_or_else(|| StoreError::Corrupt(format!("bad time {secs}")))
 }
 
-fn hash_of(bytes: Vec<u8>) -> Result<Hash, StoreError> {
+pub(super) fn hash_of(bytes: Vec<u8>) -> Result<Hash, StoreError> {
     Hash::try_from(bytes.as_slice())
         .map_err(|_| StoreError::Corrupt("a stored hash is not 32 bytes".into()))
 }
@@ -507,12 +466,7 @@ impl Store for SqliteStore {
         sqlx::query("CREATE INDEX IF NOT EXISTS entries_supersedes ON entries(supersedes_sha256)")
             .execute(&self.writer)
             .await?;
-        upgrade_to_entry_keys(&self.writer).await?;
-        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pending_keys")
-            .fetch_one(&self.writer)
-            .await?;
-        self.drain.lock().unwrap_or_else(|p| p.into_inner()).rows = rows;
-        Ok(())
+        upgrade_to_entry_keys(&self.writer).await
     }
 
     async fn log_meta(&self) -> Result<Option<LogMeta>, StoreError> {
@@ -598,96 +552,9 @@ impl Store for SqliteStore {
         now: Timestamp,
         checkpoint: Option<&CheckpointRow>,
     ) -> Result<BatchResult, StoreError> {
-        // BEGIN IMMEDIATE takes the write lock up front: the state read and the writes are one
-        // atomic step even if another process shares the file.
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
-        let mut logged = std::collections::HashMap::new();
-        for (publisher, key) in idempotency_keys(&pending) {
-            let existing = sqlx::query(
-                "SELECT idx, integrated_time FROM entries WHERE publisher = ? AND idempotency_key = ?",
-            )
-            .bind(&publisher)
-            .bind(&key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = existing {
-                let at = (
-                    row.try_get::<i64, _>("idx")? as u64,
-                    ts(row.try_get("integrated_time")?)?,
-                );
-                logged.insert((publisher, key), at);
-            }
-        }
-        let (slots, fresh) = BatchSlots::sort(pending, &logged);
-        let state = read_state(&mut tx).await?;
-        let plan = plan_append(state, fresh, now);
-        // Multi-row inserts: a batch is two statements, not one per row (SQLite allows 32,766
-        // bound parameters; chunks stay well below it).
-        for chunk in prepared_chunks(&plan.rows, 512) {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO entries (idx, leaf, leaf_hash, integrated_time, kind, publisher, text_sha256, exact_sha256, statement_sha256, idempotency_key, supersedes_sha256) ",
-            );
-            insert.push_values(chunk, |mut b, row| {
-                let p = &row.pending;
-                b.push_bind(row.index as i64)
-                    .push_bind(row.leaf.as_slice())
-                    .push_bind(&row.leaf_hash[..])
-                    .push_bind(row.integrated_time.unix())
-                    .push_bind(p.kind.as_str())
-                    .push_bind(p.publisher.as_str())
-                    .push_bind(p.text_sha256.as_deref())
-                    .push_bind(p.exact_sha256.as_deref())
-                    .push_bind(p.statement_sha256.as_str())
-                    .push_bind(p.idempotency_key.as_deref())
-                    .push_bind(p.supersedes_sha256.as_deref());
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        let keys: Vec<(i64, i64)> = plan
-            .rows
-            .iter()
-            .flat_map(|row| {
-                let p = &row.pending;
-                entry_keys_of(
-                    row.index as i64,
-                    [
-                        p.text_sha256.as_deref(),
-                        p.exact_sha256.as_deref(),
-                        Some(p.statement_sha256.as_str()),
-                    ],
-                    &row.leaf_hash,
-                )
-            })
-            .collect();
-        insert_keys_into(&mut tx, "pending_keys", &keys).await?;
-        // Appends through this handle are serialized by its one writer connection; the
-        // progress is updated only once the transaction has committed.
-        let mut drain = *self.drain.lock().unwrap_or_else(|p| p.into_inner());
-        drain.rows += keys.len() as i64;
-        if drain.next_slice.is_none() && drain.rows >= PENDING_KEYS_LIMIT {
-            drain.next_slice = Some(0);
-        }
-        if let Some(slice) = drain.next_slice {
-            drain.rows -= move_pending_slice(&mut tx, slice).await?;
-            drain.next_slice = (slice + 1 < DRAIN_SLICES).then_some(slice + 1);
-        }
-        for chunk in prepared_chunks(&plan.nodes, 2048) {
-            let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO tree_nodes (level, idx, hash) ",
-            );
-            insert.push_values(chunk, |mut b, (id, hash)| {
-                b.push_bind(i64::from(id.level))
-                    .push_bind(id.index as i64)
-                    .push_bind(hash.to_vec());
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        if let Some(c) = checkpoint {
-            insert_checkpoint_on(&mut tx, c.size, &c.root, &c.note).await?;
-        }
-        tx.commit().await?;
-        *self.drain.lock().unwrap_or_else(|p| p.into_inner()) = drain;
-        slots.finish(plan)
+        self.appender
+            .append(pending, now, checkpoint.cloned())
+            .await
     }
 
     async fn insert_checkpoint(

@@ -1,0 +1,339 @@
+//! The SQLite log's appends, each one transaction on one dedicated thread, and the WAL
+//! checkpoints on another.
+//!
+//! Through sqlx, an append was a dozen statements, each handed to sqlx's worker thread and
+//! awaited: two thread switches per statement, and on a busy single core each hand-off queued
+//! behind everything else runnable (a `BEGIN` alone took up to 5 ms under load). Here the whole
+//! batch — idempotency lookups, state, rows, keys, nodes, checkpoint, commit — runs on one
+//! thread with cached statements, and the caller waits once. The log's state (its frontier and
+//! last time) is kept between batches and reused while `PRAGMA data_version` says no other
+//! connection has written since.
+//!
+//! Copying the WAL back into the database (a WAL checkpoint) used to run inside whichever
+//! commit crossed SQLite's threshold, holding that batch — and everyone queued behind it — for
+//! 20–30 ms every few seconds. A background thread now checkpoints a little at a time
+//! (`PASSIVE`: it never blocks the writer), so a commit rarely finds much left to copy.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use crate::core::manifest::Timestamp;
+use crate::core::merkle::{CompactRange, NodeId};
+use crate::storage::sqlite::{entry_keys_of, hash_of, ts};
+use crate::storage::{
+    idempotency_keys, plan_append, BatchResult, BatchSlots, CheckpointRow, LogState, PendingEntry,
+    StoreError,
+};
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// How many keys `pending_keys` collects before they are moved into `entry_keys` (about 2,000
+/// entries' worth). Every key inserted straight into `entry_keys` dirties a page of its own
+/// once the index is larger than a batch, so a batch of n entries rewrote up to 4n index pages;
+/// moved thousands at a time, in key order, they share pages. The limit also bounds what a
+/// lookup scans (a few hundred microseconds).
+pub(super) const PENDING_KEYS_LIMIT: i64 = 8192;
+
+/// Into how many key ranges a drain of `pending_keys` is cut, one per append: moving all of
+/// them in one append rewrote most of `entry_keys` at once and held that batch (and everyone
+/// queued behind it) for tens of milliseconds; one slice touches a sixteenth of the index.
+const DRAIN_SLICES: i64 = 16;
+
+/// How often the background thread copies the WAL into the database.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// One batch to append and where its result goes.
+struct AppendJob {
+    pending: Vec<PendingEntry>,
+    now: Timestamp,
+    checkpoint: Option<CheckpointRow>,
+    reply: oneshot::Sender<Result<BatchResult, StoreError>>,
+}
+
+/// The handle to the append thread; the thread (and the checkpoint thread) end when the last
+/// handle is dropped.
+#[derive(Debug)]
+pub(super) struct AppendThread {
+    jobs: mpsc::Sender<AppendJob>,
+    /// Dropped with the handle, which tells the checkpoint thread to stop.
+    _stop_checkpoints: mpsc::Sender<()>,
+}
+
+impl AppendThread {
+    /// Opens the append connection to the database file at `path` (created and switched to WAL
+    /// already) and starts both threads.
+    pub(super) fn start(path: &str) -> Result<AppendThread, StoreError> {
+        let conn = open_connection(path)?;
+        let checkpoint_conn = open_connection(path)?;
+        let (jobs, queue) = mpsc::channel::<AppendJob>();
+        std::thread::Builder::new()
+            .name("byline-sqlite-append".into())
+            .spawn(move || {
+                let mut appender = Appender {
+                    conn,
+                    cached: None,
+                    drain: None,
+                };
+                for job in queue {
+                    let result = appender.append(job.pending, job.now, job.checkpoint.as_ref());
+                    let _ = job.reply.send(result);
+                }
+            })
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the append thread: {e}")))?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("byline-sqlite-checkpoint".into())
+            .spawn(move || run_checkpoints(checkpoint_conn, stopped))
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot start the checkpoint thread: {e}"))
+            })?;
+        Ok(AppendThread {
+            jobs,
+            _stop_checkpoints: stop,
+        })
+    }
+
+    /// Appends a batch on the append thread; returns once it is committed.
+    pub(super) async fn append(
+        &self,
+        pending: Vec<PendingEntry>,
+        now: Timestamp,
+        checkpoint: Option<CheckpointRow>,
+    ) -> Result<BatchResult, StoreError> {
+        let (reply, result) = oneshot::channel();
+        let gone = || StoreError::Unavailable("the SQLite append thread has stopped".into());
+        self.jobs
+            .send(AppendJob {
+                pending,
+                now,
+                checkpoint,
+                reply,
+            })
+            .map_err(|_| gone())?;
+        result.await.map_err(|_| gone())?
+    }
+}
+
+/// A connection with the settings every byline connection to the file uses (see
+/// [`super::sqlite::SqliteStore::open`]).
+fn open_connection(path: &str) -> Result<rusqlite::Connection, StoreError> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
+         PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 10000;",
+    )?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!(
+            "{path}: SQLite could not switch to WAL (journal mode is {mode})"
+        )));
+    }
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// Copies committed WAL frames into the database every [`CHECKPOINT_INTERVAL`] until told to
+/// stop. `PASSIVE` takes no lock the writer waits for; when it has copied everything by the
+/// time the writer next commits, SQLite starts the WAL over from its beginning, so the file
+/// stays small. The writer's own automatic checkpoint (at 10,000 pages) remains as a backstop
+/// for a log so busy that this never catches up, and then finds little left to copy.
+fn run_checkpoints(conn: rusqlite::Connection, stop: mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
+        let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            row.get::<_, i64>(0)
+        });
+        if let Err(e) = done {
+            tracing::debug!(error = %e, "background WAL checkpoint failed; will retry");
+        }
+    }
+}
+
+/// The append thread's connection and what it remembers between batches.
+struct Appender {
+    conn: rusqlite::Connection,
+    /// The log's state after this connection's last commit, and the `data_version` it saw
+    /// then: still current while no other connection has committed.
+    cached: Option<(i64, LogState)>,
+    /// How far moving `pending_keys` into `entry_keys` is; `None` until the first append
+    /// counts the table.
+    drain: Option<PendingDrain>,
+}
+
+/// The progress of moving `pending_keys` into `entry_keys`.
+#[derive(Clone, Copy, Debug)]
+struct PendingDrain {
+    /// About how many rows `pending_keys` holds (counted at the first append, then kept up to
+    /// date; another process's appends make it an underestimate, which only delays a drain).
+    rows: i64,
+    /// The next slice to move while draining, `None` when not draining.
+    next_slice: Option<i64>,
+}
+
+impl Appender {
+    fn append(
+        &mut self,
+        pending: Vec<PendingEntry>,
+        now: Timestamp,
+        checkpoint: Option<&CheckpointRow>,
+    ) -> Result<BatchResult, StoreError> {
+        // Whatever happens below, the remembered state is only put back after a commit.
+        let cached = self.cached.take();
+        // IMMEDIATE takes the write lock up front: the state read and the writes are one
+        // atomic step even if another process shares the file.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut logged = HashMap::new();
+        {
+            let mut find = tx.prepare_cached(
+                "SELECT idx, integrated_time FROM entries WHERE publisher = ?1 AND idempotency_key = ?2",
+            )?;
+            for (publisher, key) in idempotency_keys(&pending) {
+                let found = find
+                    .query_row(params![publisher, key], |r| {
+                        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                    })
+                    .optional()?;
+                if let Some((index, time)) = found {
+                    logged.insert((publisher, key), (index as u64, ts(time)?));
+                }
+            }
+        }
+        let (slots, fresh) = BatchSlots::sort(pending, &logged);
+        let version: i64 = tx.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        let state = match cached {
+            Some((seen, state)) if seen == version => state,
+            _ => read_state(&tx)?,
+        };
+        let plan = plan_append(state, fresh, now);
+        let mut keys = Vec::with_capacity(plan.rows.len() * 4);
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO entries (idx, leaf, leaf_hash, integrated_time, kind, publisher, \
+                 text_sha256, exact_sha256, statement_sha256, idempotency_key, supersedes_sha256) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            for row in &plan.rows {
+                let p = &row.pending;
+                insert.execute(params![
+                    row.index as i64,
+                    row.leaf,
+                    &row.leaf_hash[..],
+                    row.integrated_time.unix(),
+                    p.kind.as_str(),
+                    p.publisher,
+                    p.text_sha256,
+                    p.exact_sha256,
+                    p.statement_sha256,
+                    p.idempotency_key,
+                    p.supersedes_sha256,
+                ])?;
+                keys.extend(entry_keys_of(
+                    row.index as i64,
+                    [
+                        p.text_sha256.as_deref(),
+                        p.exact_sha256.as_deref(),
+                        Some(p.statement_sha256.as_str()),
+                    ],
+                    &row.leaf_hash,
+                ));
+            }
+        }
+        // A key repeated for one entry (its text and exact digests are equal) is one row.
+        keys.dedup();
+        {
+            let mut insert =
+                tx.prepare_cached("INSERT INTO pending_keys (key, idx) VALUES (?1, ?2)")?;
+            for (key, idx) in &keys {
+                insert.execute(params![key, idx])?;
+            }
+        }
+        let mut drain = match self.drain {
+            Some(drain) => drain,
+            None => PendingDrain {
+                rows: tx.query_row("SELECT COUNT(*) FROM pending_keys", [], |r| r.get(0))?,
+                next_slice: None,
+            },
+        };
+        if self.drain.is_some() {
+            drain.rows += keys.len() as i64;
+        }
+        if drain.next_slice.is_none() && drain.rows >= PENDING_KEYS_LIMIT {
+            drain.next_slice = Some(0);
+        }
+        if let Some(slice) = drain.next_slice {
+            drain.rows -= move_pending_slice(&tx, slice)?;
+            drain.next_slice = (slice + 1 < DRAIN_SLICES).then_some(slice + 1);
+        }
+        {
+            let mut insert =
+                tx.prepare_cached("INSERT INTO tree_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
+            for (id, hash) in &plan.nodes {
+                insert.execute(params![i64::from(id.level), id.index as i64, &hash[..]])?;
+            }
+        }
+        if let Some(c) = checkpoint {
+            tx.prepare_cached(
+                "INSERT INTO checkpoints (size, root, note) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT(size) DO NOTHING",
+            )?
+            .execute(params![c.size as i64, &c.root[..], c.note])?;
+        }
+        tx.commit()?;
+        self.drain = Some(drain);
+        self.cached = Some((version, plan.state_after.clone()));
+        slots.finish(plan)
+    }
+}
+
+/// Moves the pending keys whose top four bits are `slice` into `entry_keys`, in key order;
+/// returns how many rows left `pending_keys`.
+fn move_pending_slice(tx: &rusqlite::Transaction<'_>, slice: i64) -> Result<i64, StoreError> {
+    // `>>` is an arithmetic shift in SQLite; the mask keeps the four top bits as 0..15.
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO entry_keys (key, idx) SELECT key, idx FROM pending_keys \
+         WHERE ((key >> 60) & 15) = ?1 ORDER BY key, idx",
+    )?
+    .execute([slice])?;
+    let moved = tx
+        .prepare_cached("DELETE FROM pending_keys WHERE ((key >> 60) & 15) = ?1")?
+        .execute([slice])?;
+    Ok(i64::try_from(moved).unwrap_or(i64::MAX))
+}
+
+/// The log's state as stored: the newest entry gives the size and the last time in one
+/// indexed read (time never decreases with the index), and the frontier's nodes follow.
+fn read_state(tx: &rusqlite::Transaction<'_>) -> Result<LogState, StoreError> {
+    let newest = tx
+        .prepare_cached("SELECT idx, integrated_time FROM entries ORDER BY idx DESC LIMIT 1")?
+        .query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+        .optional()?;
+    let (size, last_time) = match newest {
+        Some((idx, time)) => (idx as u64 + 1, Some(ts(time)?)),
+        None => (0, None),
+    };
+    let mut node =
+        tx.prepare_cached("SELECT hash FROM tree_nodes WHERE level = ?1 AND idx = ?2")?;
+    let mut hashes = Vec::new();
+    for NodeId { level, index } in CompactRange::frontier_ids(size) {
+        let hash: Option<Vec<u8>> = node
+            .query_row(params![i64::from(level), index as i64], |r| r.get(0))
+            .optional()?;
+        let hash = hash
+            .ok_or_else(|| StoreError::Corrupt(format!("tree node {level}/{index} is missing")))?;
+        hashes.push(hash_of(hash)?);
+    }
+    Ok(LogState {
+        range: CompactRange::from_parts(size, hashes)?,
+        last_time,
+    })
+}

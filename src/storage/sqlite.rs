@@ -1,5 +1,7 @@
 //! The embedded SQLite backend: one file under `data/`, WAL with `synchronous=FULL`, so that an
-//! append is on disk when its transaction commits.
+//! append is on disk when its transaction commits. Reads, migrations and token and publisher
+//! writes go through sqlx; the log's own writes (appends, checkpoints) run on the append thread
+//! of `sqlite_append`.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -40,12 +42,10 @@ const SCHEMA: &[&str] = &[
 pub struct SqliteStore {
     /// Readers.
     pool: SqlitePool,
-    /// The one connection that writes. SQLite has one writer at a time anyway, and a
-    /// connection discards its page cache whenever another connection has written, so a
-    /// dedicated writer keeps the pages every append touches (the frontier, the indexes'
-    /// right edges) cached instead of reading them back from the OS on each batch.
+    /// The one sqlx connection that writes: migrations, tokens, publishers, the log identity.
     writer: SqlitePool,
-    /// The log's appends, on a thread of their own (see `sqlite_append`).
+    /// The log's appends and checkpoints, on a thread of their own with its own connection
+    /// (see `sqlite_append`), which keeps the pages every append touches cached.
     appender: std::sync::Arc<AppendThread>,
 }
 
@@ -273,25 +273,6 @@ fn prepared_chunks<T>(rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
         rest = tail;
         Some(chunk)
     })
-}
-
-/// Records a signed checkpoint (a size has one root, so a second note for it is dropped): on its
-/// own, or inside a batch's transaction.
-async fn insert_checkpoint_on(
-    conn: &mut sqlx::SqliteConnection,
-    size: u64,
-    root: &Hash,
-    note: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO checkpoints (size, root, note) VALUES (?, ?, ?) ON CONFLICT(size) DO NOTHING",
-    )
-    .bind(size as i64)
-    .bind(&root[..])
-    .bind(note)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 /// The indexes of digest columns that `entry_keys` replaced, in databases made before it.
@@ -563,8 +544,17 @@ impl Store for SqliteStore {
         root: &Hash,
         note: &str,
     ) -> Result<(), StoreError> {
-        let mut conn = self.writer.acquire().await?;
-        insert_checkpoint_on(&mut conn, size, root, note).await
+        // An empty batch carrying the checkpoint: the log's writes stay on the append thread,
+        // and the checkpoint INSERT is written once.
+        let checkpoint = CheckpointRow {
+            size,
+            root: *root,
+            note: note.to_string(),
+        };
+        self.appender
+            .append(Vec::new(), Timestamp::now(), Some(checkpoint))
+            .await
+            .map(|_| ())
     }
 
     async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {

@@ -104,7 +104,8 @@ impl AppendThread {
         })
     }
 
-    /// Appends a batch on the append thread; returns once it is committed.
+    /// Appends a batch on the append thread, storing `checkpoint` in the same transaction;
+    /// returns once it is committed. An empty batch stores just the checkpoint.
     pub(super) async fn append(
         &self,
         pending: Vec<PendingEntry>,

@@ -1074,19 +1074,12 @@ async fn worker_thread_setting_one_serves_and_zero_is_refused() {
             config.to_str().unwrap(),
         ],
     ] {
-        match start_serve(dir.path(), &args, &[]) {
-            Started::Serving(mut s) => {
-                s.terminate();
-                panic!("byline serve started with {args:?}:\n{}", s.log());
-            }
-            Started::Exited(status, log) => {
-                assert!(!status.success(), "{args:?}: exited 0\n{log}");
-                assert!(
-                    log.contains("worker_threads must be at least 1"),
-                    "{args:?}: the refusal does not name the setting:\n{log}"
-                );
-            }
-        }
+        assert_refused_at_start(
+            dir.path(),
+            &args,
+            &format!("{args:?}"),
+            "worker_threads must be at least 1",
+        );
     }
 }
 
@@ -1129,19 +1122,25 @@ fn tls_misconfiguration_is_refused_at_start() {
         let case_dir = tempfile::tempdir().unwrap();
         let mut args = vec!["--listen", "127.0.0.1:0"];
         args.extend(flags);
-        match start_serve(case_dir.path(), &args, &[]) {
-            Started::Serving(mut s) => {
-                s.terminate();
-                panic!("byline serve started with {what}:\n{}", s.log());
-            }
-            Started::Exited(status, log) => {
-                assert!(!status.success(), "{what}: exited 0\n{log}");
-                assert!(!log.contains("panicked"), "{what}: panicked\n{log}");
-                assert!(
-                    log.contains(needle),
-                    "{what}: the refusal does not say {needle}:\n{log}"
-                );
-            }
+        assert_refused_at_start(case_dir.path(), &args, what, needle);
+    }
+}
+
+/// `byline serve` with `args` in `dir` exits at start, unsuccessfully and without a panic,
+/// saying `needle`; `what` names the case in failures.
+fn assert_refused_at_start(dir: &Path, args: &[&str], what: &str, needle: &str) {
+    match start_serve(dir, args, &[]) {
+        Started::Serving(mut s) => {
+            s.terminate();
+            panic!("byline serve started with {what}:\n{}", s.log());
+        }
+        Started::Exited(status, log) => {
+            assert!(!status.success(), "{what}: exited 0\n{log}");
+            assert!(!log.contains("panicked"), "{what}: panicked\n{log}");
+            assert!(
+                log.contains(needle),
+                "{what}: the refusal does not say {needle}:\n{log}"
+            );
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::{Row, SqlitePool};
 
 use crate::core::manifest::Timestamp;
@@ -35,6 +35,26 @@ const SCHEMA: &[&str] = &[
     "CREATE UNIQUE INDEX IF NOT EXISTS entries_idempotency ON entries(publisher, idempotency_key) WHERE idempotency_key IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS tree_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL)",
+];
+
+/// How long a connection waits for another one's write lock before it gives up.
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The settings of every connection to the file, sqlx's and the append thread's alike.
+pub(super) const CONNECTION_PRAGMAS: &[(&str, &str)] = &[
+    // An append is on disk when its transaction commits.
+    ("synchronous", "FULL"),
+    ("foreign_keys", "ON"),
+    // A statement's journal stays in memory; on disk (the default) every batch wrote and read
+    // a temporary file.
+    ("temp_store", "MEMORY"),
+    ("cache_size", "-8192"),
+    // Checkpoint the WAL every 10,000 pages (about 80 MB of 8 KB pages) rather than SQLite's
+    // 1,000: the index pages a busy log rewrites are copied into the database once per
+    // checkpoint, so fewer checkpoints copy fewer duplicates (a fifth of the server's CPU went
+    // to checkpointing at the default). The append module's background checkpoints normally
+    // keep the WAL far below this; it is the backstop.
+    ("wal_autocheckpoint", "10000"),
 ];
 
 /// The SQLite store.
@@ -71,25 +91,17 @@ impl SqliteStore {
                 StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
-        let options = SqliteConnectOptions::from_str(url)?
+        let mut options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true)
-            // A batch's multi-row INSERT needs a statement journal of its pages; on disk (the
-            // default) every batch writes and reads a temporary file.
-            .pragma("temp_store", "memory")
+            .busy_timeout(BUSY_TIMEOUT)
             // 8 KB pages for a new file (an existing one keeps its size): an entry's row is
             // about 2.6 KB, so a 4 KB page holds one row and wastes a third of every page the
             // log writes; an 8 KB page holds three.
-            .page_size(8192)
-            .pragma("cache_size", "-8192")
-            // Checkpoint the WAL every 10,000 pages (about 80 MB of 8 KB pages) rather than
-            // SQLite's 1,000: the index pages a busy log rewrites are copied into the database
-            // once per checkpoint, so fewer checkpoints copy fewer duplicates (a fifth of the
-            // server's CPU went to checkpointing at the default).
-            .pragma("wal_autocheckpoint", "10000");
+            .page_size(8192);
+        for (name, value) in CONNECTION_PRAGMAS {
+            options = options.pragma(*name, *value);
+        }
         // Switching a new file to WAL needs a moment of exclusive access; when another process
         // or handle opens the same file at that instant, SQLite answers "database is locked"
         // before the busy timeout applies. Retry for a while rather than fail the start.
@@ -140,12 +152,7 @@ impl SqliteStore {
             // Not a digest, so no stored entry can have it.
             return Ok(Vec::new());
         };
-        let sql = format!(
-            "SELECT idx, leaf, integrated_time, kind, publisher FROM entries \
-             WHERE idx IN ({CANDIDATES}) AND {} = ? ORDER BY idx LIMIT 100",
-            column.name()
-        );
-        let rows = sqlx::query(&sql)
+        let rows = sqlx::query(column.lookup_sql())
             .bind(key)
             .bind(key)
             .bind(digest)
@@ -154,25 +161,43 @@ impl SqliteStore {
         rows.iter().map(entry_from_row).collect()
     }
 
-    /// Entries matching `condition` (one `?` bound to `value`), oldest first, at most 100.
+    /// The entries `sql` (an `entries_where!` query with one `?`) selects for `value`.
     async fn lookup_where(
         &self,
-        condition: &'static str,
+        sql: &'static str,
         value: &str,
     ) -> Result<Vec<EntryRecord>, StoreError> {
-        let sql = format!(
-            "SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE {condition} \
-             ORDER BY idx LIMIT 100"
-        );
-        let rows = sqlx::query(&sql).bind(value).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(sql).bind(value).fetch_all(&self.pool).await?;
         rows.iter().map(entry_from_row).collect()
     }
 }
 
 /// The entries whose keys include `?1` (bound twice): from the index, and from the keys of
-/// the newest entries that are not in it yet.
-const CANDIDATES: &str =
-    "SELECT idx FROM entry_keys WHERE key = ? UNION ALL SELECT idx FROM pending_keys WHERE key = ?";
+/// the newest entries that are not in it yet. A macro so that the queries below are constant
+/// strings, built at compile time rather than on every lookup.
+macro_rules! candidates {
+    () => {
+        "SELECT idx FROM entry_keys WHERE key = ? UNION ALL SELECT idx FROM pending_keys WHERE key = ?"
+    };
+}
+
+/// Entries matching `$condition`, oldest first, at most 100, as one constant string.
+macro_rules! entries_where {
+    ($($condition:expr),+) => {
+        concat!(
+            "SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE ",
+            $($condition),+,
+            " ORDER BY idx LIMIT 100"
+        )
+    };
+}
+
+/// Entries with a digest in `$column` (the candidates' key bound twice, then the digest).
+macro_rules! lookup_by_digest {
+    ($column:literal) => {
+        entries_where!("idx IN (", candidates!(), ") AND ", $column, " = ?")
+    };
+}
 
 /// The digest columns `entry_keys` indexes (the leaf hash is a 32-byte BLOB, looked up by
 /// [`SqliteStore::index_by_leaf_hash`]).
@@ -184,11 +209,11 @@ enum DigestColumn {
 }
 
 impl DigestColumn {
-    fn name(self) -> &'static str {
+    fn lookup_sql(self) -> &'static str {
         match self {
-            DigestColumn::Text => "text_sha256",
-            DigestColumn::Exact => "exact_sha256",
-            DigestColumn::Statement => "statement_sha256",
+            DigestColumn::Text => lookup_by_digest!("text_sha256"),
+            DigestColumn::Exact => lookup_by_digest!("exact_sha256"),
+            DigestColumn::Statement => lookup_by_digest!("statement_sha256"),
         }
     }
 }
@@ -230,19 +255,9 @@ async fn insert_entry_keys(
 ) -> Result<(), StoreError> {
     keys.sort_unstable();
     keys.dedup();
-    insert_keys_into(conn, "entry_keys", &keys).await
-}
-
-/// Inserts `(key, idx)` rows into `table` with multi-row statements.
-async fn insert_keys_into(
-    conn: &mut sqlx::SqliteConnection,
-    table: &'static str,
-    keys: &[(i64, i64)],
-) -> Result<(), StoreError> {
-    for chunk in prepared_chunks(keys, 4096) {
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-            "INSERT OR IGNORE INTO {table} (key, idx) "
-        ));
+    for chunk in prepared_chunks(&keys, 4096) {
+        let mut insert =
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT OR IGNORE INTO entry_keys (key, idx) ");
         insert.push_values(chunk, |mut b, (key, idx)| {
             b.push_bind(*key).push_bind(*idx);
         });
@@ -252,10 +267,10 @@ async fn insert_keys_into(
 }
 
 /// Splits `rows` for multi-row `INSERT`s into chunks whose lengths are powers of two (at most
-/// `max`, itself a power of two): a batch of any size then uses a handful of statement shapes
-/// that stay in the connection's statement cache. Chunks of whatever length the batch had
-/// made every batch parse and plan a new statement of hundreds of rows (about 4 % of the
-/// server's CPU under load).
+/// `max`, itself a power of two): rows of any count then use a handful of statement shapes that
+/// stay in the connection's statement cache, instead of a new statement of hundreds of rows
+/// parsed and planned for each count. (Appends used it when they went through sqlx; now the
+/// upgrade to `entry_keys` does.)
 fn prepared_chunks<T>(rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
     debug_assert!(max.is_power_of_two());
     let mut rest = rows;
@@ -408,12 +423,13 @@ async fn read_nodes(
         .collect()
 }
 
+/// The newest entry's index and time: the log's size and last time in one indexed read (time
+/// never decreases with the index), never a scan of the log.
+pub(super) const NEWEST_ENTRY: &str =
+    "SELECT idx, integrated_time FROM entries ORDER BY idx DESC LIMIT 1";
+
 async fn read_state(conn: &mut sqlx::SqliteConnection) -> Result<LogState, StoreError> {
-    // The newest entry by index gives both the size and the last time in one indexed read
-    // (time never decreases with the index), never a scan of the log.
-    let row = sqlx::query("SELECT idx, integrated_time FROM entries ORDER BY idx DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query(NEWEST_ENTRY).fetch_optional(&mut *conn).await?;
     let (size, last) = match row {
         Some(r) => (
             r.try_get::<i64, _>("idx")? as u64 + 1,
@@ -587,9 +603,10 @@ impl Store for SqliteStore {
 
     async fn index_by_leaf_hash(&self, hash: &Hash) -> Result<Option<u64>, StoreError> {
         let key = digest_key(hash);
-        let idx: Option<i64> = sqlx::query_scalar(&format!(
-            "SELECT idx FROM entries WHERE idx IN ({CANDIDATES}) AND leaf_hash = ? \
-             ORDER BY idx LIMIT 1"
+        let idx: Option<i64> = sqlx::query_scalar(concat!(
+            "SELECT idx FROM entries WHERE idx IN (",
+            candidates!(),
+            ") AND leaf_hash = ? ORDER BY idx LIMIT 1"
         ))
         .bind(key)
         .bind(key)
@@ -622,13 +639,19 @@ impl Store for SqliteStore {
     }
 
     async fn lookup_superseding(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
-        self.lookup_where("supersedes_sha256 = ? AND kind = 'manifest'", sha256)
-            .await
+        self.lookup_where(
+            entries_where!("supersedes_sha256 = ? AND kind = 'manifest'"),
+            sha256,
+        )
+        .await
     }
 
     async fn lookup_revocations(&self, target: &str) -> Result<Vec<EntryRecord>, StoreError> {
-        self.lookup_where("supersedes_sha256 = ? AND kind = 'revocation'", target)
-            .await
+        self.lookup_where(
+            entries_where!("supersedes_sha256 = ? AND kind = 'revocation'"),
+            target,
+        )
+        .await
     }
 
     async fn lookup_exact(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {

@@ -23,7 +23,9 @@ use tokio::sync::oneshot;
 
 use crate::core::manifest::Timestamp;
 use crate::core::merkle::{CompactRange, NodeId};
-use crate::storage::sqlite::{entry_keys_of, hash_of, ts};
+use crate::storage::sqlite::{
+    entry_keys_of, hash_of, ts, BUSY_TIMEOUT, CONNECTION_PRAGMAS, NEWEST_ENTRY,
+};
 use crate::storage::{
     idempotency_keys, plan_append, BatchResult, BatchSlots, CheckpointRow, LogState, PendingEntry,
     StoreError,
@@ -126,15 +128,14 @@ impl AppendThread {
     }
 }
 
-/// A connection with the settings every byline connection to the file uses (see
-/// [`super::sqlite::SqliteStore::open`]).
+/// A connection with the settings every byline connection to the file uses
+/// ([`CONNECTION_PRAGMAS`]), in WAL mode.
 fn open_connection(path: &str) -> Result<rusqlite::Connection, StoreError> {
     let conn = rusqlite::Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    conn.execute_batch(
-        "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
-         PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 10000;",
-    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    for (name, value) in CONNECTION_PRAGMAS {
+        conn.execute_batch(&format!("PRAGMA {name} = {value}"))?;
+    }
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Unavailable(format!(
@@ -254,13 +255,6 @@ impl Appender {
         }
         // A key repeated for one entry (its text and exact digests are equal) is one row.
         keys.dedup();
-        {
-            let mut insert =
-                tx.prepare_cached("INSERT INTO pending_keys (key, idx) VALUES (?1, ?2)")?;
-            for (key, idx) in &keys {
-                insert.execute(params![key, idx])?;
-            }
-        }
         let mut drain = match self.drain {
             Some(drain) => drain,
             None => PendingDrain {
@@ -268,9 +262,14 @@ impl Appender {
                 next_slice: 0,
             },
         };
-        if self.drain.is_some() {
-            drain.rows += keys.len() as i64;
+        {
+            let mut insert =
+                tx.prepare_cached("INSERT INTO pending_keys (key, idx) VALUES (?1, ?2)")?;
+            for (key, idx) in &keys {
+                insert.execute(params![key, idx])?;
+            }
         }
+        drain.rows += keys.len() as i64;
         if drain.rows >= PENDING_KEYS_LIMIT {
             drain.rows -= move_pending_slice(&tx, drain.next_slice)?;
             drain.next_slice = (drain.next_slice + 1) % DRAIN_SLICES;
@@ -320,11 +319,10 @@ fn move_pending_slice(tx: &rusqlite::Transaction<'_>, slice: i64) -> Result<i64,
     Ok(i64::try_from(moved).unwrap_or(i64::MAX))
 }
 
-/// The log's state as stored: the newest entry gives the size and the last time in one
-/// indexed read (time never decreases with the index), and the frontier's nodes follow.
+/// The log's state as stored: the newest entry ([`NEWEST_ENTRY`]), then the frontier's nodes.
 fn read_state(tx: &rusqlite::Transaction<'_>) -> Result<LogState, StoreError> {
     let newest = tx
-        .prepare_cached("SELECT idx, integrated_time FROM entries ORDER BY idx DESC LIMIT 1")?
+        .prepare_cached(NEWEST_ENTRY)?
         .query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
         .optional()?;
     let (size, last_time) = match newest {

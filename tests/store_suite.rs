@@ -751,9 +751,18 @@ async fn sqlite_copies_the_wal_into_the_database_in_the_background() {
     assert_eq!(leaf_hashes(&store).await.len(), 600);
 }
 
-/// The newest entries' keys wait in `pending_keys` and move into `entry_keys` once 8,192 have
-/// gathered: an entry is found by every digest before, during and after the move, exactly
-/// once, and a digest that shares only its first 8 bytes with a stored one finds nothing.
+/// How many rows `table` holds.
+async fn count_rows(conn: &mut sqlx::SqliteConnection, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+/// The newest entries' keys wait in `pending_keys`, move into `recent_keys` once 8,192 have
+/// gathered, and on into `entry_keys` once 65,536 have: an entry is found by every digest
+/// before, during and after the moves, exactly once, and a digest that shares only its first
+/// 8 bytes with a stored one finds nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
     let (_dir, url) = temp_sqlite_url();
@@ -766,35 +775,38 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
         ..pending(n)
     };
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let mut seen_indexed = false;
-    for batch in 0..12 {
-        let first = batch * 200;
+    // Batches of 256 entries (the sequencer's largest), 1,024 keys: enough of them for keys
+    // to reach `recent_keys` (past 8,192 pending) and then `entry_keys` (past 65,536 recent).
+    const BATCH: usize = 256;
+    let (mut seen_recent, mut seen_indexed) = (false, false);
+    for batch in 0..96 {
+        let first = batch * BATCH;
         store
             .append(
-                (first..first + 200).map(entry).collect(),
+                (first..first + BATCH).map(entry).collect(),
                 time(batch as i64),
             )
             .await
             .unwrap();
-        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pending_keys")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
-        let indexed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM entry_keys")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+        let pending = count_rows(&mut conn, "pending_keys").await;
+        let recent = count_rows(&mut conn, "recent_keys").await;
+        let indexed = count_rows(&mut conn, "entry_keys").await;
         assert_eq!(
-            pending + indexed,
-            4 * (first as i64 + 200),
-            "four keys per entry"
+            pending + recent + indexed,
+            4 * (first + BATCH) as i64,
+            "four keys per entry, each in one table"
         );
         assert!(
-            pending <= 8192 + 16 * 800,
-            "drained in slices, one per append"
+            pending <= 8192 + 16 * 1024,
+            "pending keys move on in slices, one per append: {pending}"
         );
+        assert!(
+            recent <= 65536 + 16 * 1024,
+            "recent keys move on in slices, one per append: {recent}"
+        );
+        seen_recent |= recent > 0;
         seen_indexed |= indexed > 0;
-        for n in [0, first, first + 199] {
+        for n in [0, first / 2, first, first + BATCH - 1] {
             for (kind, found) in [
                 (0, store.lookup_text(&digest(n, 0)).await.unwrap()),
                 (1, store.lookup_exact(&digest(n, 1)).await.unwrap()),
@@ -806,15 +818,17 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
         }
     }
     assert!(
-        seen_indexed,
-        "2,400 entries' keys moved into entry_keys at least once"
+        seen_recent && seen_indexed,
+        "24,576 entries' keys moved into recent_keys and on into entry_keys"
     );
     // Same first 8 bytes as entry 5's text digest, different rest: not a match.
     let mut near = digest(5, 0);
     near.replace_range(60.., "ffff");
     assert!(store.lookup_text(&near).await.unwrap().is_empty());
-    let last = store.entry(2399).await.unwrap().unwrap();
-    assert_eq!(index_of_own_leaf(&store, &last).await, Some(2399));
+    let last = store.entry(24575).await.unwrap().unwrap();
+    assert_eq!(index_of_own_leaf(&store, &last).await, Some(24575));
+    let first = store.entry(0).await.unwrap().unwrap();
+    assert_eq!(index_of_own_leaf(&store, &first).await, Some(0));
 }
 
 // ---- PostgreSQL only ---------------------------------------------------------------------

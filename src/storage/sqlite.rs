@@ -30,8 +30,12 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS entry_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (key, idx)) WITHOUT ROWID",
     // The newest entries' keys, not yet in `entry_keys`: an unindexed table that an append
     // extends at its end (one page or two per batch), searched by scanning; moved into
-    // `entry_keys` in sorted slices once it holds `PENDING_KEYS_LIMIT` rows.
+    // `recent_keys` in sorted slices once it holds `PENDING_KEYS_LIMIT` rows.
     "CREATE TABLE IF NOT EXISTS pending_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL)",
+    // Keys on their way from `pending_keys` to `entry_keys`, a B-tree a few times larger than
+    // `pending_keys` rather than the size of the log; moved on in sorted key ranges once it
+    // holds `RECENT_KEYS_LIMIT` rows (see `sqlite_append`).
+    "CREATE TABLE IF NOT EXISTS recent_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (key, idx)) WITHOUT ROWID",
     "CREATE UNIQUE INDEX IF NOT EXISTS entries_idempotency ON entries(publisher, idempotency_key) WHERE idempotency_key IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS tree_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL)",
@@ -155,6 +159,7 @@ impl SqliteStore {
         let rows = sqlx::query(column.lookup_sql())
             .bind(key)
             .bind(key)
+            .bind(key)
             .bind(digest)
             .fetch_all(&self.pool)
             .await?;
@@ -172,12 +177,13 @@ impl SqliteStore {
     }
 }
 
-/// The entries whose keys include `?1` (bound twice): from the index, and from the keys of
-/// the newest entries that are not in it yet. A macro so that the queries below are constant
+/// The entries whose keys include the key bound three times: from the index, and from the
+/// keys of the newer entries that are not in it yet (`recent_keys`, `pending_keys`). A macro so that the queries below are constant
 /// strings, built at compile time rather than on every lookup.
 macro_rules! candidates {
     () => {
-        "SELECT idx FROM entry_keys WHERE key = ? UNION ALL SELECT idx FROM pending_keys WHERE key = ?"
+        "SELECT idx FROM entry_keys WHERE key = ? UNION ALL SELECT idx FROM recent_keys WHERE key = ? \
+         UNION ALL SELECT idx FROM pending_keys WHERE key = ?"
     };
 }
 
@@ -192,7 +198,8 @@ macro_rules! entries_where {
     };
 }
 
-/// Entries with a digest in `$column` (the candidates' key bound twice, then the digest).
+/// Entries with a digest in `$column` (the candidates' key bound three times, then the
+/// digest).
 macro_rules! lookup_by_digest {
     ($column:literal) => {
         entries_where!("idx IN (", candidates!(), ") AND ", $column, " = ?")
@@ -608,6 +615,7 @@ impl Store for SqliteStore {
             candidates!(),
             ") AND leaf_hash = ? ORDER BY idx LIMIT 1"
         ))
+        .bind(key)
         .bind(key)
         .bind(key)
         .bind(&hash[..])

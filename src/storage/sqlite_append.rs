@@ -37,20 +37,31 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// How many keys `pending_keys` collects before they are moved into `entry_keys` (about 2,000
-/// entries' worth). Every key inserted straight into `entry_keys` dirties a page of its own
-/// once the index is larger than a batch, so a batch of n entries rewrote up to 4n index pages;
-/// moved thousands at a time, in key order, they share pages. The limit also bounds what a
-/// lookup scans (a few hundred microseconds).
+/// How many keys `pending_keys` collects before they are moved on into `recent_keys` (about
+/// 2,000 entries' worth). A key inserted straight into a B-tree larger than a batch dirties a
+/// page of its own, so a batch of n entries would rewrite up to 4n index pages; moved
+/// thousands at a time, in key order, keys share pages. The limit also bounds what a lookup
+/// scans (a few hundred microseconds).
 pub(super) const PENDING_KEYS_LIMIT: i64 = 8192;
 
-/// Into how many key ranges `pending_keys` is cut for moving. Whenever the table holds
-/// [`PENDING_KEYS_LIMIT`] keys, an append moves the next range in rotation, which by then has
-/// gathered about a sixteenth of the table: its keys still share `entry_keys` pages, and the
-/// moves are spread evenly over the appends. Moving all sixteen ranges in sixteen consecutive
-/// appends made a burst of slow commits every few thousand entries, and set the p99 at half
-/// load; moving everything in one append held that batch for 20–30 ms.
-const DRAIN_SLICES: i64 = 16;
+/// How many keys `recent_keys` holds before its key ranges start moving into `entry_keys`.
+///
+/// A move of k sorted keys into a B-tree of P pages rewrites about min(k, P) pages. Moving
+/// `pending_keys` straight into `entry_keys` put a few hundred keys into a table of millions:
+/// about one page per key, 8 KB written (and later checkpointed) for every 20-byte key, which
+/// made the index the largest part of the log's writes a few seconds into a load test. Two
+/// steps keep both ratios small: a slice of `pending_keys` lands in `recent_keys`, which is
+/// only eight times larger, and a slice of `recent_keys` (thousands of keys) lands in the same
+/// key range of `entry_keys`.
+pub(super) const RECENT_KEYS_LIMIT: i64 = 8 * PENDING_KEYS_LIMIT;
+
+/// Into how many key ranges the key tables are cut for moving (by the key's top four bits).
+/// Whenever a table holds its limit, an append moves its next range in rotation, which by
+/// then has gathered about a sixteenth of the table: the moved keys still share pages, and
+/// the moves are spread evenly over the appends. Moving all sixteen ranges in sixteen
+/// consecutive appends made a burst of slow commits every few thousand entries, and set the
+/// p99 at half load; moving everything in one append held that batch for 20–30 ms.
+const KEY_SLICES: i64 = 16;
 
 /// How often the background thread copies the WAL into the database.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
@@ -85,7 +96,7 @@ impl AppendThread {
                 let mut appender = Appender {
                     conn,
                     cached: None,
-                    drain: None,
+                    tiers: None,
                 };
                 for job in queue {
                     let result = appender.append(job.pending, job.now, job.checkpoint.as_ref());
@@ -168,19 +179,44 @@ struct Appender {
     /// The log's state after this connection's last commit, and the `data_version` it saw
     /// then: still current while no other connection has committed.
     cached: Option<(i64, LogState)>,
-    /// How far moving `pending_keys` into `entry_keys` is; `None` until the first append
-    /// counts the table.
-    drain: Option<PendingDrain>,
+    /// How full `pending_keys` and `recent_keys` are; `None` until the first append counts
+    /// them.
+    tiers: Option<KeyTiers>,
 }
 
-/// The progress of moving `pending_keys` into `entry_keys`.
+/// How full the two key tables in front of `entry_keys` are.
 #[derive(Clone, Copy, Debug)]
-struct PendingDrain {
-    /// About how many rows `pending_keys` holds (counted at the first append, then kept up to
-    /// date; another process's appends make it an underestimate, which only delays a drain).
+struct KeyTiers {
+    pending: TierFill,
+    recent: TierFill,
+}
+
+/// The fill of one key table and where its moves have got to.
+#[derive(Clone, Copy, Debug)]
+struct TierFill {
+    /// About how many rows the table holds (counted at the first append, then kept up to
+    /// date; another process's appends make it an underestimate, which only delays a move).
     rows: i64,
     /// The key range to move next.
     next_slice: i64,
+}
+
+impl TierFill {
+    fn counted(tx: &rusqlite::Transaction<'_>, table: &str) -> Result<TierFill, StoreError> {
+        Ok(TierFill {
+            rows: tx.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?,
+            next_slice: 0,
+        })
+    }
+
+    /// The key range to move now if the table holds `limit` rows or more.
+    fn due(&mut self, limit: i64) -> Option<i64> {
+        (self.rows >= limit).then(|| {
+            let slice = self.next_slice;
+            self.next_slice = (slice + 1) % KEY_SLICES;
+            slice
+        })
+    }
 }
 
 impl Appender {
@@ -255,11 +291,11 @@ impl Appender {
         }
         // A key repeated for one entry (its text and exact digests are equal) is one row.
         keys.dedup();
-        let mut drain = match self.drain {
-            Some(drain) => drain,
-            None => PendingDrain {
-                rows: tx.query_row("SELECT COUNT(*) FROM pending_keys", [], |r| r.get(0))?,
-                next_slice: 0,
+        let mut tiers = match self.tiers {
+            Some(tiers) => tiers,
+            None => KeyTiers {
+                pending: TierFill::counted(&tx, "pending_keys")?,
+                recent: TierFill::counted(&tx, "recent_keys")?,
             },
         };
         {
@@ -269,10 +305,14 @@ impl Appender {
                 insert.execute(params![key, idx])?;
             }
         }
-        drain.rows += keys.len() as i64;
-        if drain.rows >= PENDING_KEYS_LIMIT {
-            drain.rows -= move_pending_slice(&tx, drain.next_slice)?;
-            drain.next_slice = (drain.next_slice + 1) % DRAIN_SLICES;
+        tiers.pending.rows += keys.len() as i64;
+        if let Some(slice) = tiers.pending.due(PENDING_KEYS_LIMIT) {
+            let moved = move_pending_slice(&tx, slice)?;
+            tiers.pending.rows -= moved;
+            tiers.recent.rows += moved;
+        }
+        if let Some(slice) = tiers.recent.due(RECENT_KEYS_LIMIT) {
+            tiers.recent.rows -= move_recent_slice(&tx, slice)?;
         }
         {
             let mut insert =
@@ -289,30 +329,67 @@ impl Appender {
             .execute(params![c.size as i64, &c.root[..], c.note])?;
         }
         tx.commit()?;
-        self.drain = Some(drain);
+        self.tiers = Some(tiers);
         self.cached = Some((version, plan.state_after.clone()));
         slots.finish(plan)
     }
 }
 
-/// Moves the pending keys whose top four bits are `slice` into `entry_keys`, in key order;
-/// returns how many rows left `pending_keys`. One pass over `pending_keys` (a `DELETE` that
-/// returns what it removed), not one to copy and another to delete: scanning the table twice
+/// Moves the pending keys whose top four bits are `slice` into `recent_keys`, in key order;
+/// returns how many rows left `pending_keys`. One pass over the unindexed table (a `DELETE`
+/// that returns what it removed), not one to copy and another to delete: scanning it twice
 /// was half the cost of a move.
 fn move_pending_slice(tx: &rusqlite::Transaction<'_>, slice: i64) -> Result<i64, StoreError> {
     // `>>` is an arithmetic shift in SQLite; the mask keeps the four top bits as 0..15.
-    let mut keys = tx
+    let keys = tx
         .prepare_cached(
             "DELETE FROM pending_keys WHERE ((key >> 60) & 15) = ?1 RETURNING key, idx",
         )?
         .query_map([slice], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
         .collect::<Result<Vec<_>, _>>()?;
+    insert_sorted(
+        tx,
+        "INSERT OR IGNORE INTO recent_keys (key, idx) VALUES (?1, ?2)",
+        keys,
+    )
+}
+
+/// Moves the keys of `recent_keys` whose top four bits are `slice` into `entry_keys`, in key
+/// order; returns how many rows left `recent_keys`. The range is a contiguous run of the
+/// table's primary key, so finding it reads only its own pages.
+fn move_recent_slice(tx: &rusqlite::Transaction<'_>, slice: i64) -> Result<i64, StoreError> {
+    let (low, high) = slice_bounds(slice);
+    let keys = tx
+        .prepare_cached("DELETE FROM recent_keys WHERE key BETWEEN ?1 AND ?2 RETURNING key, idx")?
+        .query_map([low, high], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    insert_sorted(
+        tx,
+        "INSERT OR IGNORE INTO entry_keys (key, idx) VALUES (?1, ?2)",
+        keys,
+    )
+}
+
+/// The smallest and largest key whose top four bits are `slice` (0..16). Within one such
+/// range the keys, read as signed integers, are contiguous, so `BETWEEN` selects it exactly.
+fn slice_bounds(slice: i64) -> (i64, i64) {
+    let low = ((slice as u64 & 15) << 60) as i64;
+    (low, low | ((1i64 << 60) - 1))
+}
+
+/// Inserts `keys` with `insert` in key order (neighbouring keys share pages); returns how
+/// many there were before duplicates were dropped.
+fn insert_sorted(
+    tx: &rusqlite::Transaction<'_>,
+    insert: &str,
+    mut keys: Vec<(i64, i64)>,
+) -> Result<i64, StoreError> {
     let moved = keys.len();
-    // Sorted, neighbouring keys share `entry_keys` pages.
     keys.sort_unstable();
     keys.dedup();
-    let mut insert =
-        tx.prepare_cached("INSERT OR IGNORE INTO entry_keys (key, idx) VALUES (?1, ?2)")?;
+    let mut insert = tx.prepare_cached(insert)?;
     for (key, idx) in &keys {
         insert.execute(params![key, idx])?;
     }
@@ -344,4 +421,44 @@ fn read_state(tx: &rusqlite::Transaction<'_>) -> Result<LogState, StoreError> {
         range: CompactRange::from_parts(size, hashes)?,
         last_time,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{slice_bounds, KEY_SLICES};
+
+    /// Every key falls in exactly the slice its top four bits name, and the slices' bounds
+    /// cover the whole signed range without overlap.
+    #[test]
+    fn slice_bounds_hold_exactly_the_keys_of_their_top_four_bits() {
+        let top_bits = |key: i64| (key >> 60) & 15;
+        for key in [
+            i64::MIN,
+            i64::MIN + 1,
+            -(1 << 60) - 1,
+            -(1 << 60),
+            -1,
+            0,
+            1,
+            (1 << 60) - 1,
+            1 << 60,
+            i64::MAX,
+            0x7abc_def0_1234_5678,
+            -0x1234_5678_9abc_def0,
+        ] {
+            let slice = top_bits(key);
+            for other in 0..KEY_SLICES {
+                let (low, high) = slice_bounds(other);
+                assert_eq!(
+                    (low..=high).contains(&key),
+                    other == slice,
+                    "key {key:#x}, slice {other}"
+                );
+            }
+        }
+        for slice in 0..KEY_SLICES {
+            let (low, high) = slice_bounds(slice);
+            assert_eq!((top_bits(low), top_bits(high)), (slice, slice));
+        }
+    }
 }

@@ -15,13 +15,12 @@
 //! See docs/BENCHMARKS.md for what each number means.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{Connection, SqliteConnection};
+use rusqlite::types::ToSqlOutput;
+use rusqlite::{params, params_from_iter, Connection, TransactionBehavior};
 
 use byline::core::digest::{ArticleDigests, Sha256Digest};
 use byline::core::keys::SigningKey;
@@ -197,14 +196,14 @@ async fn run(plan: &Plan, dir: &Path) -> Result<()> {
     }
 
     println!("\n== Durable-write cost floor (same machine, same directory) ==");
-    let floor = bench_floor(dir, plan.floor_commits).await?;
+    let floor = bench_floor(dir, plan.floor_commits)?;
     println!(
-        "{:<58} {:>10} {:>10} {:>10}",
+        "{:<62} {:>10} {:>10} {:>10}",
         "pattern", "commits/s", "p50 ms", "p99 ms"
     );
     for (name, f) in &floor {
         println!(
-            "{:<58} {:>10.0} {:>10.3} {:>10.3}",
+            "{:<62} {:>10.0} {:>10.3} {:>10.3}",
             name,
             f.count as f64 / f.elapsed.as_secs_f64(),
             ms(f.p50),
@@ -339,7 +338,7 @@ async fn run(plan: &Plan, dir: &Path) -> Result<()> {
     println!("\n== 2. Inclusion proofs from SQLite tree_nodes ==");
     println!(
         "Trees are built from synthetic leaf hashes leaf_hash(index as 8 big-endian bytes) with \
-         CompactRange::append; the nodes are written with raw sqlx multi-row INSERTs \
+         CompactRange::append; the nodes are written with raw rusqlite multi-row INSERTs \
          (1,000 rows per statement, ~100,000 rows per transaction) into the schema migrate() \
          creates, NOT through Store::append (see docs/BENCHMARKS.md). The entries table stays \
          empty; proofs only read tree_nodes."
@@ -471,14 +470,52 @@ fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
 
-/// Connect options equal to `SqliteStore::open`'s, for raw connections.
-fn raw_options(path: &Path) -> Result<SqliteConnectOptions> {
-    Ok(SqliteConnectOptions::from_str(&sqlite_url(path))?
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(10))
-        .foreign_keys(true))
+/// A raw rusqlite connection (creating the file if missing) with the settings the bench's raw
+/// connections have always had: busy timeout 10 s, then `journal_mode=WAL`, `foreign_keys=ON`,
+/// `synchronous=FULL`, in that order; prepared statements are cached (up to 100).
+fn raw_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).with_context(|| format!("open {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(anyhow!(
+            "{}: journal_mode is {mode}, not WAL",
+            path.display()
+        ));
+    }
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.set_prepared_statement_cache_capacity(100);
+    Ok(conn)
+}
+
+/// Closes a raw connection, reporting an error on close (a plain drop would swallow it).
+fn close(conn: Connection) -> Result<()> {
+    conn.close().map_err(|(_, e)| e)?;
+    Ok(())
+}
+
+/// Runs `PRAGMA wal_checkpoint(TRUNCATE)` (its result row is read and ignored).
+fn checkpoint_truncate(conn: &Connection) -> Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
+/// `{head}VALUES (?, ...), (?, ...), ...`: `rows` rows of `columns` placeholders each, for
+/// multi-row statements bound with `params_from_iter`.
+fn multi_row_sql(head: &str, columns: usize, rows: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    let mut sql = String::with_capacity(head.len() + 7 + rows * (row.len() + 2));
+    sql.push_str(head);
+    sql.push_str("VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&row);
+    }
+    sql
 }
 
 fn db_bytes(path: &Path) -> u64 {
@@ -561,19 +598,8 @@ fn print_machine(dir: &Path, quick: bool) {
 }
 
 fn sqlite_version() -> String {
-    // Asked from a throwaway in-memory connection so the banner shows what actually runs.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
-    let Ok(rt) = rt else { return "unknown".into() };
-    rt.block_on(async {
-        let mut conn = SqliteConnection::connect("sqlite::memory:").await.ok()?;
-        sqlx::query_scalar::<_, String>("SELECT sqlite_version()")
-            .fetch_one(&mut conn)
-            .await
-            .ok()
-    })
-    .unwrap_or_else(|| "unknown".into())
+    // sqlite3_libversion() of the library actually linked, so the banner shows what runs.
+    rusqlite::version().to_string()
 }
 
 /// Realistic entries: a full authorship statement per article (8 paragraph digests, AI system,
@@ -689,14 +715,13 @@ async fn bench_store_append(
     lat.sort_unstable();
 
     // Diagnostic: what the state read costs on the final table.
-    let mut conn = SqliteConnection::connect_with(&raw_options(path)?).await?;
+    let conn = raw_connection(path)?;
     let state_query = median_query_time(
-        &mut conn,
+        &conn,
         "SELECT COALESCE(MAX(idx) + 1, 0) AS size, MAX(integrated_time) AS last FROM entries",
-    )
-    .await?;
-    let max_idx_query = median_query_time(&mut conn, "SELECT MAX(idx) FROM entries").await?;
-    conn.close().await?;
+    )?;
+    let max_idx_query = median_query_time(&conn, "SELECT MAX(idx) FROM entries")?;
+    close(conn)?;
     drop(store);
 
     Ok(StoreAppendResult {
@@ -713,11 +738,11 @@ async fn bench_store_append(
     })
 }
 
-async fn median_query_time(conn: &mut SqliteConnection, sql: &str) -> Result<Duration> {
+fn median_query_time(conn: &Connection, sql: &str) -> Result<Duration> {
     let mut times = Vec::with_capacity(21);
     for _ in 0..21 {
         let t = Instant::now();
-        sqlx::query(sql).fetch_one(&mut *conn).await?;
+        conn.prepare_cached(sql)?.query_row([], |_| Ok(()))?;
         times.push(t.elapsed());
     }
     times.sort_unstable();
@@ -759,47 +784,50 @@ async fn bench_grown_log(path: &Path, size: u64, pool: &[PendingEntry]) -> Resul
         .collect();
 
     let started = Instant::now();
-    let mut conn = SqliteConnection::connect_with(&raw_options(path)?).await?;
+    let mut conn = raw_connection(path)?;
     let mut range = CompactRange::new();
     let mut nodes: Vec<(NodeId, Hash)> = Vec::new();
     let mut next = 0u64;
     while next < size {
         let end = (next + ENTRY_ROWS_PER_TRANSACTION as u64).min(size);
-        let mut tx = conn.begin().await?;
+        let tx = conn.transaction()?;
         let mut i = next;
         while i < end {
             let stop = (i + ENTRY_ROWS_PER_STATEMENT as u64).min(end);
-            let rows: Vec<u64> = (i..stop).collect();
-            let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            let sql = multi_row_sql(
                 "INSERT INTO entries (idx, leaf, leaf_hash, integrated_time, kind, publisher, \
                  text_sha256, exact_sha256, statement_sha256, idempotency_key) ",
+                10,
+                (stop - i) as usize,
             );
-            qb.push_values(&rows, |mut b, &idx| {
+            let values = (i..stop).flat_map(|idx| {
                 let (leaf, hash) = &leaves[(idx % cycle as u64) as usize];
-                b.push_bind(idx as i64)
-                    .push_bind(leaf.as_slice())
-                    .push_bind(hash.to_vec())
-                    .push_bind(now.unix())
-                    .push_bind("manifest")
-                    .push_bind(PUBLISHER)
-                    .push_bind(Sha256Digest::of(format!("text {idx}").as_bytes()).to_hex())
-                    .push_bind(Sha256Digest::of(format!("exact {idx}").as_bytes()).to_hex())
-                    .push_bind(Sha256Digest::of(format!("statement {idx}").as_bytes()).to_hex())
-                    .push_bind(None::<String>);
+                [
+                    ToSqlOutput::from(idx as i64),
+                    ToSqlOutput::from(leaf.as_slice()),
+                    ToSqlOutput::from(&hash[..]),
+                    ToSqlOutput::from(now.unix()),
+                    ToSqlOutput::from("manifest"),
+                    ToSqlOutput::from(PUBLISHER),
+                    ToSqlOutput::from(Sha256Digest::of(format!("text {idx}").as_bytes()).to_hex()),
+                    ToSqlOutput::from(Sha256Digest::of(format!("exact {idx}").as_bytes()).to_hex()),
+                    ToSqlOutput::from(
+                        Sha256Digest::of(format!("statement {idx}").as_bytes()).to_hex(),
+                    ),
+                    ToSqlOutput::from(rusqlite::types::Null),
+                ]
             });
-            qb.build().execute(&mut *tx).await?;
+            tx.prepare_cached(&sql)?.execute(params_from_iter(values))?;
             for idx in i..stop {
                 nodes.extend(range.append(leaves[(idx % cycle as u64) as usize].1));
             }
             i = stop;
         }
-        tx.commit().await?;
-        write_nodes(&mut conn, &mut nodes).await?;
+        tx.commit()?;
+        write_nodes(&mut conn, &mut nodes)?;
         next = end;
     }
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&mut conn)
-        .await?;
+    checkpoint_truncate(&conn)?;
     let prefill = started.elapsed();
     let db_bytes = db_bytes(path);
     let state = store.log_state().await?;
@@ -843,12 +871,11 @@ async fn bench_grown_log(path: &Path, size: u64, pool: &[PendingEntry]) -> Resul
     blat.sort_unstable();
 
     let state_query = median_query_time(
-        &mut conn,
+        &conn,
         "SELECT COALESCE(MAX(idx) + 1, 0) AS size, MAX(integrated_time) AS last FROM entries",
-    )
-    .await?;
-    let max_idx_query = median_query_time(&mut conn, "SELECT MAX(idx) FROM entries").await?;
-    conn.close().await?;
+    )?;
+    let max_idx_query = median_query_time(&conn, "SELECT MAX(idx) FROM entries")?;
+    close(conn)?;
     Ok(GrownResult {
         size,
         db_bytes,
@@ -882,7 +909,7 @@ fn floor_of(mut lat: Vec<Duration>, elapsed: Duration) -> Floor {
     }
 }
 
-async fn bench_floor(dir: &Path, commits: usize) -> Result<Vec<(String, Floor)>> {
+fn bench_floor(dir: &Path, commits: usize) -> Result<Vec<(String, Floor)>> {
     let mut out = Vec::new();
 
     // The device: overwrite 4 KiB in a preallocated 4 MiB file and fdatasync, as a recycled WAL
@@ -915,32 +942,27 @@ async fn bench_floor(dir: &Path, commits: usize) -> Result<Vec<(String, Floor)>>
     // SQLite with the store's settings: one 2 KB row per BEGIN IMMEDIATE ... COMMIT.
     {
         let path = dir.join("sqlite-floor.db");
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(raw_options(&path)?)
-            .await?;
-        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB NOT NULL)")
-            .execute(&pool)
-            .await?;
+        let mut conn = raw_connection(&path)?;
+        conn.execute(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB NOT NULL)",
+            [],
+        )?;
         let blob = vec![0xa5_u8; 2048];
         let mut lat = Vec::with_capacity(commits);
         let started = Instant::now();
         for i in 0..commits {
             let t = Instant::now();
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            sqlx::query("INSERT INTO t (id, b) VALUES (?, ?)")
-                .bind(i as i64)
-                .bind(&blob)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.prepare_cached("INSERT INTO t (id, b) VALUES (?, ?)")?
+                .execute(params![i as i64, blob.as_slice()])?;
+            tx.commit()?;
             lat.push(t.elapsed());
         }
         let elapsed = started.elapsed();
-        pool.close().await;
+        close(conn)?;
         remove_db(&path);
         out.push((
-            "SQLite WAL+FULL: 1 x 2 KB row per transaction (sqlx pool)".to_string(),
+            "SQLite WAL+FULL: 1 x 2 KB row per transaction (one connection)".to_string(),
             floor_of(lat, elapsed),
         ));
     }
@@ -1067,7 +1089,7 @@ async fn build_tree(path: &Path, size: u64) -> Result<BuiltTree> {
     store.migrate().await?;
     drop(store);
 
-    let mut conn = SqliteConnection::connect_with(&raw_options(path)?).await?;
+    let mut conn = raw_connection(path)?;
     let started = Instant::now();
     let mut insert = Duration::ZERO;
     let mut range = CompactRange::new();
@@ -1077,18 +1099,16 @@ async fn build_tree(path: &Path, size: u64) -> Result<BuiltTree> {
         buf.extend(range.append(leaf_hash(&i.to_be_bytes())));
         if buf.len() >= ROWS_PER_TRANSACTION {
             nodes += buf.len() as u64;
-            insert += write_nodes(&mut conn, &mut buf).await?;
+            insert += write_nodes(&mut conn, &mut buf)?;
         }
     }
     nodes += buf.len() as u64;
-    insert += write_nodes(&mut conn, &mut buf).await?;
+    insert += write_nodes(&mut conn, &mut buf)?;
     let t = Instant::now();
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&mut conn)
-        .await?;
+    checkpoint_truncate(&conn)?;
     let checkpoint = t.elapsed();
     let build = started.elapsed();
-    conn.close().await?;
+    close(conn)?;
     Ok(BuiltTree {
         size,
         root: range.root(),
@@ -1101,24 +1121,22 @@ async fn build_tree(path: &Path, size: u64) -> Result<BuiltTree> {
 }
 
 /// Writes and clears `buf` in one transaction, sorted by key so each level appends at its end.
-async fn write_nodes(
-    conn: &mut SqliteConnection,
-    buf: &mut Vec<(NodeId, Hash)>,
-) -> Result<Duration> {
+fn write_nodes(conn: &mut Connection, buf: &mut Vec<(NodeId, Hash)>) -> Result<Duration> {
     let t = Instant::now();
     buf.sort_unstable_by_key(|(id, _)| (id.level, id.index));
-    let mut tx = conn.begin().await?;
+    let tx = conn.transaction()?;
     for chunk in buf.chunks(ROWS_PER_STATEMENT) {
-        let mut qb =
-            sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO tree_nodes (level, idx, hash) ");
-        qb.push_values(chunk, |mut row, (id, hash)| {
-            row.push_bind(i64::from(id.level))
-                .push_bind(id.index as i64)
-                .push_bind(hash.to_vec());
+        let sql = multi_row_sql("INSERT INTO tree_nodes (level, idx, hash) ", 3, chunk.len());
+        let values = chunk.iter().flat_map(|(id, hash)| {
+            [
+                ToSqlOutput::from(i64::from(id.level)),
+                ToSqlOutput::from(id.index as i64),
+                ToSqlOutput::from(&hash[..]),
+            ]
         });
-        qb.build().execute(&mut *tx).await?;
+        tx.prepare_cached(&sql)?.execute(params_from_iter(values))?;
     }
-    tx.commit().await?;
+    tx.commit()?;
     buf.clear();
     Ok(t.elapsed())
 }
@@ -1189,11 +1207,11 @@ async fn bench_proofs(
 
     // Diagnostics on a raw connection with the same options: per-statement overhead, one point
     // read, and the whole plan in one statement.
-    let mut conn = SqliteConnection::connect_with(&raw_options(path)?).await?;
+    let conn = raw_connection(path)?;
     let mut s1 = Vec::with_capacity(1000);
     for _ in 0..1000 {
         let t = Instant::now();
-        sqlx::query("SELECT 1").fetch_one(&mut conn).await?;
+        conn.prepare_cached("SELECT 1")?.query_row([], |_| Ok(()))?;
         s1.push(t.elapsed());
     }
     s1.sort_unstable();
@@ -1201,12 +1219,9 @@ async fn bench_proofs(
     for &i in indices.iter().take(200) {
         for id in inclusion_proof_plan(i, size)?.ids() {
             let t = Instant::now();
-            let _: Vec<u8> =
-                sqlx::query_scalar("SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?")
-                    .bind(i64::from(id.level))
-                    .bind(id.index as i64)
-                    .fetch_one(&mut conn)
-                    .await?;
+            let _: Vec<u8> = conn
+                .prepare_cached("SELECT hash FROM tree_nodes WHERE level = ? AND idx = ?")?
+                .query_row(params![i64::from(id.level), id.index as i64], |r| r.get(0))?;
             point.push(t.elapsed());
         }
     }
@@ -1219,19 +1234,25 @@ async fn bench_proofs(
             continue;
         }
         let t = Instant::now();
-        let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT level, idx, hash FROM tree_nodes WHERE (level, idx) IN (VALUES ",
+        let mut sql = multi_row_sql(
+            "SELECT level, idx, hash FROM tree_nodes WHERE (level, idx) IN (",
+            2,
+            ids.len(),
         );
-        let mut sep = qb.separated(", ");
-        for id in ids {
-            sep.push("(")
-                .push_bind_unseparated(i64::from(id.level))
-                .push_unseparated(", ")
-                .push_bind_unseparated(id.index as i64)
-                .push_unseparated(")");
-        }
-        qb.push(")");
-        let got = qb.build().fetch_all(&mut conn).await?;
+        sql.push(')');
+        let values = ids
+            .iter()
+            .flat_map(|id| [i64::from(id.level), id.index as i64]);
+        let got = conn
+            .prepare_cached(&sql)?
+            .query_map(params_from_iter(values), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         one.push(t.elapsed());
         if got.len() != ids.len() {
             return Err(anyhow!(
@@ -1242,7 +1263,7 @@ async fn bench_proofs(
         }
     }
     one.sort_unstable();
-    conn.close().await?;
+    close(conn)?;
 
     Ok(ProofResult {
         p50: quantile(&lat, 0.5),

@@ -658,16 +658,17 @@ async fn sqlite_upgrade_fills_entry_keys_from_old_entries() {
     drop(store);
     {
         // Turn the file back into the old layout.
-        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let conn = raw_sqlite(&url);
         for sql in [
             "DROP TABLE entry_keys",
+            "DROP TABLE recent_keys",
             "DROP TABLE pending_keys",
             "CREATE INDEX entries_text ON entries(text_sha256)",
             "CREATE INDEX entries_exact ON entries(exact_sha256)",
             "CREATE INDEX entries_leaf_hash ON entries(leaf_hash)",
             "CREATE INDEX entries_statement ON entries(statement_sha256)",
         ] {
-            conn.execute(sql).await.expect(sql);
+            conn.execute_batch(sql).expect(sql);
         }
     }
     let old = <SqliteStore as Backend>::open(&url).await;
@@ -691,14 +692,14 @@ async fn sqlite_upgrade_fills_entry_keys_from_old_entries() {
             .unwrap(),
         Some(3)
     );
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    let left: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN \
-         ('entries_text', 'entries_exact', 'entries_leaf_hash', 'entries_statement')",
-    )
-    .fetch_one(&mut conn)
-    .await
-    .unwrap();
+    let left: i64 = raw_sqlite(&url)
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN \
+             ('entries_text', 'entries_exact', 'entries_leaf_hash', 'entries_statement')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(left, 0, "the replaced indexes are dropped");
     // Migrating again is a no-op, and new appends are indexed as before.
     old.migrate().await.unwrap();
@@ -751,11 +752,16 @@ async fn sqlite_copies_the_wal_into_the_database_in_the_background() {
     assert_eq!(leaf_hashes(&store).await.len(), 600);
 }
 
+/// A connection of the test's own to the store's file at `url`, to look under the store.
+fn raw_sqlite(url: &str) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(url.strip_prefix("sqlite://").unwrap()).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    conn
+}
+
 /// How many rows `table` holds.
-async fn count_rows(conn: &mut sqlx::SqliteConnection, table: &str) -> i64 {
-    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-        .fetch_one(conn)
-        .await
+fn count_rows(conn: &rusqlite::Connection, table: &str) -> i64 {
+    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
         .unwrap()
 }
 
@@ -774,7 +780,7 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
         statement_sha256: digest(n, 2),
         ..pending(n)
     };
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let conn = raw_sqlite(&url);
     // Batches of 256 entries (the sequencer's largest), 1,024 keys: enough of them for keys
     // to reach `recent_keys` (past 8,192 pending) and then `entry_keys` (past 65,536 recent).
     const BATCH: usize = 256;
@@ -788,9 +794,9 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
             )
             .await
             .unwrap();
-        let pending = count_rows(&mut conn, "pending_keys").await;
-        let recent = count_rows(&mut conn, "recent_keys").await;
-        let indexed = count_rows(&mut conn, "entry_keys").await;
+        let pending = count_rows(&conn, "pending_keys");
+        let recent = count_rows(&conn, "recent_keys");
+        let indexed = count_rows(&conn, "entry_keys");
         assert_eq!(
             pending + recent + indexed,
             4 * (first + BATCH) as i64,

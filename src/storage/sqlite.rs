@@ -1,18 +1,19 @@
 //! The embedded SQLite backend: one file under `data/`, WAL with `synchronous=FULL`, so that an
-//! append is on disk when its transaction commits. Reads, migrations and token and publisher
-//! writes go through sqlx; the log's own writes (appends, checkpoints) run on the append thread
-//! of `sqlite_append`.
+//! append is on disk when its transaction commits. Every connection is rusqlite's (one SQLite
+//! layer; sqlx serves PostgreSQL only). Reads, migrations and token and publisher writes run
+//! on a small pool of connections, each call on tokio's blocking threads; the log's own writes
+//! (appends, checkpoints) run on the append thread of `sqlite_append`.
 
 use std::path::Path;
-use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{Row, SqlitePool};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use tokio::sync::Semaphore;
 
 use crate::core::manifest::Timestamp;
 use crate::core::merkle::{CompactRange, Hash, NodeId};
-use crate::storage::sqlite_append::AppendThread;
+use crate::storage::sqlite_append::{insert_sorted, AppendThread};
 use crate::storage::{
     BatchResult, CheckpointRow, EntryKind, EntryRecord, LogMeta, LogState, PendingEntry, Store,
     StoreError, TokenRecord,
@@ -44,7 +45,7 @@ const SCHEMA: &[&str] = &[
 /// How long a connection waits for another one's write lock before it gives up.
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The settings of every connection to the file, sqlx's and the append thread's alike.
+/// The settings of every connection to the file, the pool's and the append thread's alike.
 pub(super) const CONNECTION_PRAGMAS: &[(&str, &str)] = &[
     // An append is on disk when its transaction commits.
     ("synchronous", "FULL"),
@@ -61,16 +62,18 @@ pub(super) const CONNECTION_PRAGMAS: &[(&str, &str)] = &[
     ("wal_autocheckpoint", "10000"),
 ];
 
+/// At most this many pooled connections read (and write tokens, publishers, the log's
+/// identity) at once; more callers wait for one.
+const POOL_CONNECTIONS: usize = 8;
+
 /// The SQLite store.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    /// Readers.
-    pool: SqlitePool,
-    /// The one sqlx connection that writes: migrations, tokens, publishers, the log identity.
-    writer: SqlitePool,
+    /// Readers, migrations, tokens, publishers and the log identity.
+    pool: Arc<ConnectionPool>,
     /// The log's appends and checkpoints, on a thread of their own with its own connection
     /// (see `sqlite_append`), which keeps the pages every append touches cached.
-    appender: std::sync::Arc<AppendThread>,
+    appender: Arc<AppendThread>,
 }
 
 impl SqliteStore {
@@ -95,51 +98,110 @@ impl SqliteStore {
                 StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
-        let mut options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(BUSY_TIMEOUT)
-            // 8 KB pages for a new file (an existing one keeps its size): an entry's row is
-            // about 2.6 KB, so a 4 KB page holds one row and wastes a third of every page the
-            // log writes; an 8 KB page holds three.
-            .page_size(8192);
-        for (name, value) in CONNECTION_PRAGMAS {
-            options = options.pragma(*name, *value);
-        }
-        // Switching a new file to WAL needs a moment of exclusive access; when another process
-        // or handle opens the same file at that instant, SQLite answers "database is locked"
-        // before the busy timeout applies. Retry for a while rather than fail the start.
-        let writer = connect_retrying(&options, 1).await?;
-        let pool = connect_retrying(&options, 8).await?;
-        let appender = std::sync::Arc::new(AppendThread::start(path)?);
+        let path = path.to_string();
+        let pool = Arc::new(ConnectionPool {
+            path: path.clone(),
+            idle: Mutex::new(Vec::new()),
+            slots: Arc::new(Semaphore::new(POOL_CONNECTIONS)),
+        });
+        // The first connection creates the file and switches it to WAL; open it before the
+        // append thread's, so that they do not race for that moment of exclusive access.
+        pool.run(|_| Ok(())).await?;
+        let appender = tokio::task::spawn_blocking(move || AppendThread::start(&path))
+            .await
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot start the append thread: {e}"))
+            })??;
         Ok(SqliteStore {
             pool,
-            writer,
-            appender,
+            appender: Arc::new(appender),
         })
     }
 }
 
-/// A pool of up to `connections`, retrying "database is locked" while another handle switches
-/// a new file to WAL.
-async fn connect_retrying(
-    options: &SqliteConnectOptions,
-    connections: u32,
-) -> Result<SqlitePool, StoreError> {
+/// Opens a connection to the database file at `path` (creating it) with the settings every
+/// byline connection to it uses ([`CONNECTION_PRAGMAS`]), in WAL mode.
+pub(super) fn open_connection(path: &str) -> Result<rusqlite::Connection, StoreError> {
+    let conn = rusqlite::Connection::open(path)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {path}: {e}")))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // 8 KB pages for a new file (an existing one keeps its size): an entry's row is about
+    // 2 KB, so a 4 KB page holds one row and wastes a third of every page the log writes.
+    conn.execute_batch("PRAGMA page_size = 8192")?;
+    // Switching a new file to WAL needs a moment of exclusive access; when another process or
+    // handle opens the same file at that instant, SQLite answers "database is locked" before
+    // the busy timeout applies. Retry for a while rather than fail the start.
     let mut attempt = 0u32;
-    loop {
-        match SqlitePoolOptions::new()
-            .max_connections(connections)
-            .connect_with(options.clone())
-            .await
-        {
-            Ok(pool) => return Ok(pool),
-            Err(e) if attempt < 50 && e.to_string().contains("database is locked") => {
+    let mode: String = loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+            Ok(mode) => break mode,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if attempt < 50
+                    && matches!(
+                        e.code,
+                        rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                    ) =>
+            {
                 attempt += 1;
-                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt.min(10)))).await;
+                std::thread::sleep(Duration::from_millis(20 * u64::from(attempt.min(10))));
             }
             Err(e) => return Err(e.into()),
         }
+    };
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unavailable(format!(
+            "{path}: SQLite could not switch to WAL (journal mode is {mode})"
+        )));
+    }
+    for (name, value) in CONNECTION_PRAGMAS {
+        conn.execute_batch(&format!("PRAGMA {name} = {value}"))?;
+    }
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// Up to [`POOL_CONNECTIONS`] connections, opened as needed and kept for the next caller.
+#[derive(Debug)]
+struct ConnectionPool {
+    path: String,
+    idle: Mutex<Vec<rusqlite::Connection>>,
+    slots: Arc<Semaphore>,
+}
+
+impl ConnectionPool {
+    /// Runs `work` with a pooled connection on tokio's blocking threads, so a slow query or a
+    /// wait for the write lock never holds up the async threads.
+    async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("the SQLite pool is closed".into()))?;
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            let idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let mut conn = match idle {
+                Some(conn) => conn,
+                None => open_connection(&pool.path)?,
+            };
+            let result = work(&mut conn);
+            // A connection left inside a transaction by a failed call is not reused.
+            if conn.is_autocommit() {
+                pool.idle
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("an SQLite call failed: {e}")))?
     }
 }
 
@@ -156,14 +218,12 @@ impl SqliteStore {
             // Not a digest, so no stored entry can have it.
             return Ok(Vec::new());
         };
-        let rows = sqlx::query(column.lookup_sql())
-            .bind(key)
-            .bind(key)
-            .bind(key)
-            .bind(digest)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(entry_from_row).collect()
+        let digest = digest.to_string();
+        self.pool
+            .run(move |conn| {
+                query_entries(conn, column.lookup_sql(), params![key, key, key, digest])
+            })
+            .await
     }
 
     /// The entries `sql` (an `entries_where!` query with one `?`) selects for `value`.
@@ -172,9 +232,26 @@ impl SqliteStore {
         sql: &'static str,
         value: &str,
     ) -> Result<Vec<EntryRecord>, StoreError> {
-        let rows = sqlx::query(sql).bind(value).fetch_all(&self.pool).await?;
-        rows.iter().map(entry_from_row).collect()
+        let value = value.to_string();
+        self.pool
+            .run(move |conn| query_entries(conn, sql, params![value]))
+            .await
     }
+}
+
+/// The entries `sql` (selecting `idx, leaf, integrated_time, kind, publisher`) returns.
+fn query_entries(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<EntryRecord>, StoreError> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    let mut entries = Vec::new();
+    while let Some(row) = rows.next()? {
+        entries.push(entry_from_row(row)?);
+    }
+    Ok(entries)
 }
 
 /// The entries whose keys include the key bound three times: from the index, and from the
@@ -254,49 +331,6 @@ pub(super) fn entry_keys_of(
         .map(move |key| (key, idx))
 }
 
-/// Inserts `entry_keys` rows, sorted (neighbouring keys share pages), several thousand per
-/// statement. A key repeated for one entry (its text and exact digests are equal) is one row.
-async fn insert_entry_keys(
-    conn: &mut sqlx::SqliteConnection,
-    mut keys: Vec<(i64, i64)>,
-) -> Result<(), StoreError> {
-    keys.sort_unstable();
-    keys.dedup();
-    for chunk in prepared_chunks(&keys, 4096) {
-        let mut insert =
-            sqlx::QueryBuilder::<sqlx::Sqlite>::new("INSERT OR IGNORE INTO entry_keys (key, idx) ");
-        insert.push_values(chunk, |mut b, (key, idx)| {
-            b.push_bind(*key).push_bind(*idx);
-        });
-        insert.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-/// Splits `rows` for multi-row `INSERT`s into chunks whose lengths are powers of two (at most
-/// `max`, itself a power of two): rows of any count then use a handful of statement shapes that
-/// stay in the connection's statement cache, instead of a new statement of hundreds of rows
-/// parsed and planned for each count. (Appends used it when they went through sqlx; now the
-/// upgrade to `entry_keys` does.)
-fn prepared_chunks<T>(rows: &[T], max: usize) -> impl Iterator<Item = &[T]> {
-    debug_assert!(max.is_power_of_two());
-    let mut rest = rows;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let len = if rest.len() >= max {
-            max
-        } else {
-            // The largest power of two not above what is left.
-            1 << (usize::BITS - 1 - rest.len().leading_zeros())
-        };
-        let (chunk, tail) = rest.split_at(len);
-        rest = tail;
-        Some(chunk)
-    })
-}
-
 /// The indexes of digest columns that `entry_keys` replaced, in databases made before it.
 const REPLACED_INDEXES: &[&str] = &[
     "entries_text",
@@ -307,52 +341,58 @@ const REPLACED_INDEXES: &[&str] = &[
 
 /// Fills `entry_keys` from the entries a database made before it holds, and drops the indexes
 /// it replaces; one transaction, so an interrupted upgrade is simply done again.
-async fn upgrade_to_entry_keys(writer: &SqlitePool) -> Result<(), StoreError> {
+fn upgrade_to_entry_keys(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
     let names = REPLACED_INDEXES
         .iter()
         .map(|name| format!("'{name}'"))
         .collect::<Vec<_>>()
         .join(", ");
-    let old: i64 = sqlx::query_scalar(&format!(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN ({names})"
-    ))
-    .fetch_one(writer)
-    .await?;
+    let old: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN ({names})"),
+        [],
+        |r| r.get(0),
+    )?;
     if old == 0 {
         return Ok(());
     }
-    let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut after = -1i64;
     loop {
-        let rows = sqlx::query(
-            "SELECT idx, text_sha256, exact_sha256, statement_sha256, leaf_hash FROM entries \
-             WHERE idx > ? ORDER BY idx LIMIT 10000",
-        )
-        .bind(after)
-        .fetch_all(&mut *tx)
-        .await?;
-        let Some(last) = rows.last() else { break };
-        after = last.try_get("idx")?;
-        let mut keys = Vec::with_capacity(rows.len() * 4);
-        for row in &rows {
-            let text: Option<String> = row.try_get("text_sha256")?;
-            let exact: Option<String> = row.try_get("exact_sha256")?;
-            let statement: String = row.try_get("statement_sha256")?;
-            let leaf_hash = hash_of(row.try_get("leaf_hash")?)?;
-            keys.extend(entry_keys_of(
-                row.try_get("idx")?,
-                [text.as_deref(), exact.as_deref(), Some(&statement)],
-                &leaf_hash,
-            ));
+        // Ten thousand entries at a time, so memory stays flat in the size of the log.
+        let mut keys = Vec::with_capacity(40_000);
+        let mut last = None;
+        {
+            let mut rows = tx.prepare_cached(
+                "SELECT idx, text_sha256, exact_sha256, statement_sha256, leaf_hash FROM entries \
+                 WHERE idx > ?1 ORDER BY idx LIMIT 10000",
+            )?;
+            let mut rows = rows.query([after])?;
+            while let Some(row) = rows.next()? {
+                let idx: i64 = row.get("idx")?;
+                let text: Option<String> = row.get("text_sha256")?;
+                let exact: Option<String> = row.get("exact_sha256")?;
+                let statement: String = row.get("statement_sha256")?;
+                let leaf_hash = hash_of(row.get("leaf_hash")?)?;
+                keys.extend(entry_keys_of(
+                    idx,
+                    [text.as_deref(), exact.as_deref(), Some(&statement)],
+                    &leaf_hash,
+                ));
+                last = Some(idx);
+            }
         }
-        insert_entry_keys(&mut tx, keys).await?;
+        let Some(last) = last else { break };
+        after = last;
+        insert_sorted(
+            &tx,
+            "INSERT OR IGNORE INTO entry_keys (key, idx) VALUES (?1, ?2)",
+            keys,
+        )?;
     }
     for index in REPLACED_INDEXES {
-        sqlx::query(&format!("DROP INDEX IF EXISTS {index}"))
-            .execute(&mut *tx)
-            .await?;
+        tx.execute_batch(&format!("DROP INDEX IF EXISTS {index}"))?;
     }
-    tx.commit().await?;
+    tx.commit()?;
     tracing::info!("SQLite digest lookups now use the entry_keys index");
     Ok(())
 }
@@ -366,59 +406,54 @@ pub(super) fn hash_of(bytes: Vec<u8>) -> Result<Hash, StoreError> {
         .map_err(|_| StoreError::Corrupt("a stored hash is not 32 bytes".into()))
 }
 
-fn entry_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<EntryRecord, StoreError> {
+fn entry_from_row(row: &rusqlite::Row<'_>) -> Result<EntryRecord, StoreError> {
     Ok(EntryRecord {
-        index: row.try_get::<i64, _>("idx")? as u64,
-        leaf: row.try_get("leaf")?,
-        integrated_time: ts(row.try_get("integrated_time")?)?,
-        kind: EntryKind::parse(&row.try_get::<String, _>("kind")?),
-        publisher: row.try_get("publisher")?,
+        index: row.get::<_, i64>("idx")? as u64,
+        leaf: row.get("leaf")?,
+        integrated_time: ts(row.get("integrated_time")?)?,
+        kind: EntryKind::parse(&row.get::<_, String>("kind")?),
+        publisher: row.get("publisher")?,
     })
 }
 
-fn token_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<TokenRecord, StoreError> {
-    let secret: Vec<u8> = row.try_get("secret_sha256")?;
+fn token_from_row(row: &rusqlite::Row<'_>) -> Result<TokenRecord, StoreError> {
     Ok(TokenRecord {
-        id: row.try_get("id")?,
-        publisher: row.try_get("publisher")?,
-        secret_sha256: hash_of(secret)?,
-        admin: row.try_get::<i64, _>("admin")? != 0,
-        created_at: ts(row.try_get("created_at")?)?,
+        id: row.get("id")?,
+        publisher: row.get("publisher")?,
+        secret_sha256: hash_of(row.get("secret_sha256")?)?,
+        admin: row.get::<_, i64>("admin")? != 0,
+        created_at: ts(row.get("created_at")?)?,
         expires_at: row
-            .try_get::<Option<i64>, _>("expires_at")?
+            .get::<_, Option<i64>>("expires_at")?
             .map(ts)
             .transpose()?,
-        revoked: row.try_get::<i64, _>("revoked")? != 0,
+        revoked: row.get::<_, i64>("revoked")? != 0,
     })
 }
 
 /// Reads perfect-subtree hashes in one statement (a proof needs O(log n) of them; one query
 /// instead of one per node), in the order asked.
-async fn read_nodes(
-    conn: &mut sqlx::SqliteConnection,
+pub(super) fn read_nodes(
+    conn: &rusqlite::Connection,
     ids: &[NodeId],
 ) -> Result<Vec<Hash>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "SELECT level, idx, hash FROM tree_nodes WHERE (level, idx) IN (",
-    );
-    let mut list = query.separated(", ");
-    for id in ids {
-        list.push("(")
-            .push_bind_unseparated(i64::from(id.level))
-            .push_unseparated(", ")
-            .push_bind_unseparated(id.index as i64)
-            .push_unseparated(")");
-    }
-    query.push(")");
-    let rows = query.build().fetch_all(&mut *conn).await?;
-    let mut found = std::collections::HashMap::with_capacity(rows.len());
-    for row in &rows {
-        let level = row.try_get::<i64, _>("level")?;
-        let index = row.try_get::<i64, _>("idx")?;
-        found.insert((level, index), hash_of(row.try_get("hash")?)?);
+    // One statement shape per number of nodes (a few dozen at most), kept in the cache.
+    let pairs = vec!["(?, ?)"; ids.len()].join(", ");
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT level, idx, hash FROM tree_nodes WHERE (level, idx) IN ({pairs})"
+    ))?;
+    let bound = ids
+        .iter()
+        .flat_map(|id| [i64::from(id.level), id.index as i64]);
+    let mut rows = statement.query(rusqlite::params_from_iter(bound))?;
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    while let Some(row) = rows.next()? {
+        let level: i64 = row.get(0)?;
+        let index: i64 = row.get(1)?;
+        found.insert((level, index), hash_of(row.get(2)?)?);
     }
     ids.iter()
         .map(|id| {
@@ -432,122 +467,161 @@ async fn read_nodes(
 
 /// The newest entry's index and time: the log's size and last time in one indexed read (time
 /// never decreases with the index), never a scan of the log.
-pub(super) const NEWEST_ENTRY: &str =
-    "SELECT idx, integrated_time FROM entries ORDER BY idx DESC LIMIT 1";
+const NEWEST_ENTRY: &str = "SELECT idx, integrated_time FROM entries ORDER BY idx DESC LIMIT 1";
 
-async fn read_state(conn: &mut sqlx::SqliteConnection) -> Result<LogState, StoreError> {
-    let row = sqlx::query(NEWEST_ENTRY).fetch_optional(&mut *conn).await?;
-    let (size, last) = match row {
-        Some(r) => (
-            r.try_get::<i64, _>("idx")? as u64 + 1,
-            Some(ts(r.try_get("integrated_time")?)?),
-        ),
+/// The log's state as stored: the newest entry ([`NEWEST_ENTRY`]), then the frontier's nodes.
+pub(super) fn read_state(conn: &rusqlite::Connection) -> Result<LogState, StoreError> {
+    let newest = conn
+        .prepare_cached(NEWEST_ENTRY)?
+        .query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+        .optional()?;
+    let (size, last_time) = match newest {
+        Some((idx, time)) => (idx as u64 + 1, Some(ts(time)?)),
         None => (0, None),
     };
-    let hashes = read_nodes(conn, &CompactRange::frontier_ids(size)).await?;
+    let hashes = read_nodes(conn, &CompactRange::frontier_ids(size))?;
     Ok(LogState {
         range: CompactRange::from_parts(size, hashes)?,
-        last_time: last,
+        last_time,
     })
 }
 
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
-        for stmt in SCHEMA {
-            sqlx::query(stmt).execute(&self.writer).await?;
-        }
-        // Databases made before edit chains were indexed gain the column in place.
-        let has_supersedes: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pragma_table_info('entries') WHERE name = 'supersedes_sha256'",
-        )
-        .fetch_one(&self.writer)
-        .await?;
-        if has_supersedes == 0 {
-            sqlx::query("ALTER TABLE entries ADD COLUMN supersedes_sha256 TEXT")
-                .execute(&self.writer)
-                .await?;
-        }
-        sqlx::query("CREATE INDEX IF NOT EXISTS entries_supersedes ON entries(supersedes_sha256)")
-            .execute(&self.writer)
-            .await?;
-        upgrade_to_entry_keys(&self.writer).await
+        self.pool
+            .run(|conn| {
+                for stmt in SCHEMA {
+                    conn.execute_batch(stmt)?;
+                }
+                // Databases made before edit chains were indexed gain the column in place.
+                let has_supersedes: i64 = conn.query_row(
+                    "SELECT COUNT(*) FROM pragma_table_info('entries') WHERE name = 'supersedes_sha256'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                if has_supersedes == 0 {
+                    conn.execute_batch("ALTER TABLE entries ADD COLUMN supersedes_sha256 TEXT")?;
+                }
+                conn.execute_batch(
+                    "CREATE INDEX IF NOT EXISTS entries_supersedes ON entries(supersedes_sha256)",
+                )?;
+                upgrade_to_entry_keys(conn)
+            })
+            .await
     }
 
     async fn log_meta(&self) -> Result<Option<LogMeta>, StoreError> {
-        let row = sqlx::query("SELECT origin, verifier_key FROM log_meta WHERE id = 1")
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| {
-            Ok(LogMeta {
-                origin: r.try_get("origin")?,
-                verifier_key: r.try_get("verifier_key")?,
+        self.pool
+            .run(|conn| {
+                Ok(conn
+                    .query_row(
+                        "SELECT origin, verifier_key FROM log_meta WHERE id = 1",
+                        [],
+                        |r| {
+                            Ok(LogMeta {
+                                origin: r.get(0)?,
+                                verifier_key: r.get(1)?,
+                            })
+                        },
+                    )
+                    .optional()?)
             })
-        })
-        .transpose()
+            .await
     }
 
     async fn init_log_meta(&self, meta: &LogMeta) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO log_meta (id, origin, verifier_key) VALUES (1, ?, ?)")
-            .bind(&meta.origin)
-            .bind(&meta.verifier_key)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        let meta = meta.clone();
+        self.pool
+            .run(move |conn| {
+                conn.execute(
+                    "INSERT INTO log_meta (id, origin, verifier_key) VALUES (1, ?1, ?2)",
+                    params![meta.origin, meta.verifier_key],
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     async fn upsert_publisher(&self, domain: &str, name: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO publishers (domain, name) VALUES (?, ?) ON CONFLICT(domain) DO UPDATE SET name = excluded.name")
-            .bind(domain)
-            .bind(name)
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        let (domain, name) = (domain.to_string(), name.to_string());
+        self.pool
+            .run(move |conn| {
+                conn.execute(
+                    "INSERT INTO publishers (domain, name) VALUES (?1, ?2) \
+                     ON CONFLICT(domain) DO UPDATE SET name = excluded.name",
+                    params![domain, name],
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     async fn publishers(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let rows = sqlx::query("SELECT domain, name FROM publishers ORDER BY domain")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("domain")?, r.try_get("name")?)))
-            .collect()
+        self.pool
+            .run(|conn| {
+                let mut statement =
+                    conn.prepare_cached("SELECT domain, name FROM publishers ORDER BY domain")?;
+                let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
     }
 
     async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO tokens (id, publisher, secret_sha256, admin, created_at, expires_at, revoked) VALUES (?, ?, ?, ?, ?, ?, ?)")
-            .bind(&t.id)
-            .bind(&t.publisher)
-            .bind(t.secret_sha256.to_vec())
-            .bind(i64::from(t.admin))
-            .bind(t.created_at.unix())
-            .bind(t.expires_at.map(|e| e.unix()))
-            .bind(i64::from(t.revoked))
-            .execute(&self.writer)
-            .await?;
-        Ok(())
+        let t = t.clone();
+        self.pool
+            .run(move |conn| {
+                conn.execute(
+                    "INSERT INTO tokens (id, publisher, secret_sha256, admin, created_at, \
+                     expires_at, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        t.id,
+                        t.publisher,
+                        &t.secret_sha256[..],
+                        i64::from(t.admin),
+                        t.created_at.unix(),
+                        t.expires_at.map(|e| e.unix()),
+                        i64::from(t.revoked),
+                    ],
+                )?;
+                Ok(())
+            })
+            .await
     }
 
     async fn token(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM tokens WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(token_from_row).transpose()
+        let id = id.to_string();
+        self.pool
+            .run(move |conn| {
+                let mut statement = conn.prepare_cached("SELECT * FROM tokens WHERE id = ?1")?;
+                let mut rows = statement.query([id])?;
+                rows.next()?.map(token_from_row).transpose()
+            })
+            .await
     }
 
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM tokens ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(token_from_row).collect()
+        self.pool
+            .run(|conn| {
+                let mut statement =
+                    conn.prepare_cached("SELECT * FROM tokens ORDER BY created_at, id")?;
+                let mut rows = statement.query([])?;
+                let mut tokens = Vec::new();
+                while let Some(row) = rows.next()? {
+                    tokens.push(token_from_row(row)?);
+                }
+                Ok(tokens)
+            })
+            .await
     }
 
     async fn revoke_token(&self, id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE tokens SET revoked = 1 WHERE id = ?")
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        let id = id.to_string();
+        self.pool
+            .run(move |conn| {
+                Ok(conn.execute("UPDATE tokens SET revoked = 1 WHERE id = ?1", [id])? > 0)
+            })
+            .await
     }
 
     async fn append_with_checkpoint(
@@ -581,47 +655,59 @@ impl Store for SqliteStore {
     }
 
     async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
-        let row = sqlx::query("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1")
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| Ok((r.try_get::<i64, _>("size")? as u64, r.try_get("note")?)))
-            .transpose()
+        self.pool
+            .run(|conn| {
+                Ok(conn
+                    .prepare_cached(
+                        "SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1",
+                    )?
+                    .query_row([], |r| Ok((r.get::<_, i64>(0)? as u64, r.get(1)?)))
+                    .optional()?)
+            })
+            .await
     }
 
     async fn log_state(&self) -> Result<LogState, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        read_state(&mut conn).await
+        self.pool.run(|conn| read_state(conn)).await
     }
 
     async fn nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        read_nodes(&mut conn, ids).await
+        let ids = ids.to_vec();
+        self.pool.run(move |conn| read_nodes(conn, &ids)).await
     }
 
     async fn entry(&self, index: u64) -> Result<Option<EntryRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE idx = ?",
-        )
-        .bind(index as i64)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(entry_from_row).transpose()
+        let Ok(index) = i64::try_from(index) else {
+            return Ok(None);
+        };
+        self.pool
+            .run(move |conn| {
+                let mut entries = query_entries(
+                    conn,
+                    "SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE idx = ?1",
+                    [index],
+                )?;
+                Ok(entries.pop())
+            })
+            .await
     }
 
     async fn index_by_leaf_hash(&self, hash: &Hash) -> Result<Option<u64>, StoreError> {
         let key = digest_key(hash);
-        let idx: Option<i64> = sqlx::query_scalar(concat!(
-            "SELECT idx FROM entries WHERE idx IN (",
-            candidates!(),
-            ") AND leaf_hash = ? ORDER BY idx LIMIT 1"
-        ))
-        .bind(key)
-        .bind(key)
-        .bind(key)
-        .bind(&hash[..])
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(idx.map(|i| i as u64))
+        let hash = *hash;
+        self.pool
+            .run(move |conn| {
+                let idx: Option<i64> = conn
+                    .prepare_cached(concat!(
+                        "SELECT idx FROM entries WHERE idx IN (",
+                        candidates!(),
+                        ") AND leaf_hash = ? ORDER BY idx LIMIT 1"
+                    ))?
+                    .query_row(params![key, key, key, &hash[..]], |r| r.get(0))
+                    .optional()?;
+                Ok(idx.map(|i| i as u64))
+            })
+            .await
     }
 
     async fn entries(&self, start: u64, count: u64) -> Result<Vec<EntryRecord>, StoreError> {
@@ -630,12 +716,16 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         };
         let count = i64::try_from(count).unwrap_or(i64::MAX);
-        let rows = sqlx::query("SELECT idx, leaf, integrated_time, kind, publisher FROM entries WHERE idx >= ? ORDER BY idx LIMIT ?")
-            .bind(start)
-            .bind(count)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(entry_from_row).collect()
+        self.pool
+            .run(move |conn| {
+                query_entries(
+                    conn,
+                    "SELECT idx, leaf, integrated_time, kind, publisher FROM entries \
+                     WHERE idx >= ?1 ORDER BY idx LIMIT ?2",
+                    [start, count],
+                )
+            })
+            .await
     }
 
     async fn lookup_text(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
@@ -664,27 +754,5 @@ impl Store for SqliteStore {
 
     async fn lookup_exact(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
         self.lookup_digest(DigestColumn::Exact, sha256).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::prepared_chunks;
-
-    #[test]
-    fn chunks_are_powers_of_two_covering_every_row_in_order() {
-        for n in [0usize, 1, 2, 3, 7, 255, 256, 257, 1000, 1537] {
-            let rows: Vec<usize> = (0..n).collect();
-            let chunks: Vec<&[usize]> = prepared_chunks(&rows, 512).collect();
-            assert!(chunks
-                .iter()
-                .all(|c| c.len().is_power_of_two() && c.len() <= 512));
-            assert_eq!(chunks.concat(), rows, "n = {n}");
-            assert!(
-                chunks.len() <= n / 512 + 10,
-                "n = {n}: {} chunks",
-                chunks.len()
-            );
-        }
     }
 }

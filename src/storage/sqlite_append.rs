@@ -22,10 +22,7 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::core::manifest::Timestamp;
-use crate::core::merkle::{CompactRange, NodeId};
-use crate::storage::sqlite::{
-    entry_keys_of, hash_of, ts, BUSY_TIMEOUT, CONNECTION_PRAGMAS, NEWEST_ENTRY,
-};
+use crate::storage::sqlite::{entry_keys_of, open_connection, read_state, ts};
 use crate::storage::{
     idempotency_keys, plan_append, BatchResult, BatchSlots, CheckpointRow, LogState, PendingEntry,
     StoreError,
@@ -137,24 +134,6 @@ impl AppendThread {
             .map_err(|_| gone())?;
         result.await.map_err(|_| gone())?
     }
-}
-
-/// A connection with the settings every byline connection to the file uses
-/// ([`CONNECTION_PRAGMAS`]), in WAL mode.
-fn open_connection(path: &str) -> Result<rusqlite::Connection, StoreError> {
-    let conn = rusqlite::Connection::open(path)?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    for (name, value) in CONNECTION_PRAGMAS {
-        conn.execute_batch(&format!("PRAGMA {name} = {value}"))?;
-    }
-    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Unavailable(format!(
-            "{path}: SQLite could not switch to WAL (journal mode is {mode})"
-        )));
-    }
-    conn.set_prepared_statement_cache_capacity(32);
-    Ok(conn)
 }
 
 /// Copies committed WAL frames into the database every [`CHECKPOINT_INTERVAL`] until told to
@@ -381,7 +360,7 @@ fn slice_bounds(slice: i64) -> (i64, i64) {
 
 /// Inserts `keys` with `insert` in key order (neighbouring keys share pages); returns how
 /// many there were before duplicates were dropped.
-fn insert_sorted(
+pub(super) fn insert_sorted(
     tx: &rusqlite::Transaction<'_>,
     insert: &str,
     mut keys: Vec<(i64, i64)>,
@@ -394,33 +373,6 @@ fn insert_sorted(
         insert.execute(params![key, idx])?;
     }
     Ok(i64::try_from(moved).unwrap_or(i64::MAX))
-}
-
-/// The log's state as stored: the newest entry ([`NEWEST_ENTRY`]), then the frontier's nodes.
-fn read_state(tx: &rusqlite::Transaction<'_>) -> Result<LogState, StoreError> {
-    let newest = tx
-        .prepare_cached(NEWEST_ENTRY)?
-        .query_row([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-        .optional()?;
-    let (size, last_time) = match newest {
-        Some((idx, time)) => (idx as u64 + 1, Some(ts(time)?)),
-        None => (0, None),
-    };
-    let mut node =
-        tx.prepare_cached("SELECT hash FROM tree_nodes WHERE level = ?1 AND idx = ?2")?;
-    let mut hashes = Vec::new();
-    for NodeId { level, index } in CompactRange::frontier_ids(size) {
-        let hash: Option<Vec<u8>> = node
-            .query_row(params![i64::from(level), index as i64], |r| r.get(0))
-            .optional()?;
-        let hash = hash
-            .ok_or_else(|| StoreError::Corrupt(format!("tree node {level}/{index} is missing")))?;
-        hashes.push(hash_of(hash)?);
-    }
-    Ok(LogState {
-        range: CompactRange::from_parts(size, hashes)?,
-        last_time,
-    })
 }
 
 #[cfg(test)]

@@ -662,7 +662,7 @@ async fn sqlite_upgrade_fills_entry_keys_from_old_entries() {
         for sql in [
             "DROP TABLE entry_keys",
             "DROP TABLE recent_keys",
-            "DROP TABLE pending_keys",
+            "DROP TABLE pending_key_runs",
             "CREATE INDEX entries_text ON entries(text_sha256)",
             "CREATE INDEX entries_exact ON entries(exact_sha256)",
             "CREATE INDEX entries_leaf_hash ON entries(leaf_hash)",
@@ -759,14 +759,24 @@ fn raw_sqlite(url: &str) -> rusqlite::Connection {
     conn
 }
 
+/// How many keys the pending runs hold (16 bytes per key).
+fn pending_key_count(conn: &rusqlite::Connection) -> i64 {
+    conn.query_row(
+        "SELECT COALESCE(SUM(length(keys)), 0) / 16 FROM pending_key_runs",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
 /// How many rows `table` holds.
 fn count_rows(conn: &rusqlite::Connection, table: &str) -> i64 {
     conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
         .unwrap()
 }
 
-/// The newest entries' keys wait in `pending_keys`, move into `recent_keys` once 8,192 have
-/// gathered, and on into `entry_keys` once 65,536 have: an entry is found by every digest
+/// The newest entries' keys wait in `pending_key_runs`, move into `recent_keys` once 8,192
+/// have gathered, and on into `entry_keys` once 65,536 have: an entry is found by every digest
 /// before, during and after the moves, exactly once, and a digest that shares only its first
 /// 8 bytes with a stored one finds nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -794,7 +804,7 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
             )
             .await
             .unwrap();
-        let pending = count_rows(&conn, "pending_keys");
+        let pending = pending_key_count(&conn);
         let recent = count_rows(&conn, "recent_keys");
         let indexed = count_rows(&conn, "entry_keys");
         assert_eq!(
@@ -835,6 +845,65 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
     assert_eq!(index_of_own_leaf(&store, &last).await, Some(24575));
     let first = store.entry(0).await.unwrap().unwrap();
     assert_eq!(index_of_own_leaf(&store, &first).await, Some(0));
+}
+
+/// A file whose pending keys are rows of the older `pending_keys` table (one row per key) is
+/// upgraded when migrated: its keys move into `recent_keys`, the old table is dropped, and
+/// every entry is still found by its digests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_upgrade_moves_old_pending_keys_into_recent_keys() {
+    let (_dir, url) = temp_sqlite_url();
+    let store = <SqliteStore as Backend>::open(&url).await;
+    store
+        .append((0..6).map(pending).collect(), time(0))
+        .await
+        .unwrap();
+    drop(store);
+    let mut old_rows = 0;
+    {
+        // Put the pending runs back in the old layout.
+        let conn = raw_sqlite(&url);
+        conn.execute_batch(
+            "CREATE TABLE pending_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL)",
+        )
+        .unwrap();
+        let runs: Vec<Vec<u8>> = conn
+            .prepare("SELECT keys FROM pending_key_runs")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for pair in runs.concat().chunks_exact(16) {
+            let word = |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap());
+            conn.execute(
+                "INSERT INTO pending_keys (key, idx) VALUES (?1, ?2)",
+                [word(&pair[..8]), word(&pair[8..])],
+            )
+            .unwrap();
+            old_rows += 1;
+        }
+        // At least a digest key and a leaf-hash key per entry.
+        assert!(old_rows >= 12, "the old table holds every entry's keys");
+        conn.execute_batch("DELETE FROM pending_key_runs").unwrap();
+    }
+    let old = <SqliteStore as Backend>::open(&url).await;
+    let conn = raw_sqlite(&url);
+    let tables: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'pending_keys'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "the old table is dropped");
+    assert_eq!(count_rows(&conn, "recent_keys"), old_rows);
+    for n in 0..6u64 {
+        let found = old.lookup_text(&format!("{:064x}", n)).await.unwrap();
+        assert_eq!(found.iter().map(|e| e.index).collect::<Vec<_>>(), vec![n]);
+        let entry = old.entry(n).await.unwrap().unwrap();
+        assert_eq!(index_of_own_leaf(&old, &entry).await, Some(n));
+    }
 }
 
 // ---- PostgreSQL only ---------------------------------------------------------------------

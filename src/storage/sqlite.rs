@@ -29,13 +29,16 @@ const SCHEMA: &[&str] = &[
     // four indexes of 64-character strings. A match is confirmed against the full digest in
     // `entries`, so a shared prefix never returns a wrong entry.
     "CREATE TABLE IF NOT EXISTS entry_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (key, idx)) WITHOUT ROWID",
-    // The newest entries' keys, not yet in `entry_keys`: an unindexed table that an append
-    // extends at its end (one page or two per batch), searched by scanning; moved into
-    // `recent_keys` in sorted slices once it holds `PENDING_KEYS_LIMIT` rows.
-    "CREATE TABLE IF NOT EXISTS pending_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL)",
-    // Keys on their way from `pending_keys` to `entry_keys`, a B-tree a few times larger than
-    // `pending_keys` rather than the size of the log; moved on in sorted key ranges once it
-    // holds `RECENT_KEYS_LIMIT` rows (see `sqlite_append`).
+    // The newest entries' keys, not yet in `recent_keys` or `entry_keys`: one row per append
+    // and key range (the key's top four bits, `slice`), holding that append's keys of the
+    // range as one blob of (key, index) pairs (`encode_key_run`). An append writes at most
+    // sixteen small rows instead of four rows per entry; a lookup reads the runs of its key's
+    // range; a move deletes one range's runs and inserts their keys into `recent_keys` in key
+    // order, once `PENDING_KEYS_LIMIT` keys are pending (see `sqlite_append`).
+    "CREATE TABLE IF NOT EXISTS pending_key_runs (slice INTEGER NOT NULL, first_idx INTEGER NOT NULL, keys BLOB NOT NULL, PRIMARY KEY (slice, first_idx)) WITHOUT ROWID",
+    // Keys on their way from `pending_key_runs` to `entry_keys`, a B-tree a few times larger
+    // than the pending keys rather than the size of the log; moved on in sorted key ranges
+    // once it holds `RECENT_KEYS_LIMIT` rows (see `sqlite_append`).
     "CREATE TABLE IF NOT EXISTS recent_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (key, idx)) WITHOUT ROWID",
     "CREATE UNIQUE INDEX IF NOT EXISTS entries_idempotency ON entries(publisher, idempotency_key) WHERE idempotency_key IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS tree_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID",
@@ -221,7 +224,12 @@ impl SqliteStore {
         let digest = digest.to_string();
         self.pool
             .run(move |conn| {
-                query_entries(conn, column.lookup_sql(), params![key, key, key, digest])
+                let pending = pending_candidates(conn, key)?;
+                query_entries(
+                    conn,
+                    column.lookup_sql(),
+                    params![key, key, pending, digest],
+                )
             })
             .await
     }
@@ -254,13 +262,14 @@ fn query_entries(
     Ok(entries)
 }
 
-/// The entries whose keys include the key bound three times: from the index, and from the
-/// keys of the newer entries that are not in it yet (`recent_keys`, `pending_keys`). A macro so that the queries below are constant
-/// strings, built at compile time rather than on every lookup.
+/// The entries whose keys include the key bound twice, from the index and from
+/// `recent_keys`, and the pending entries whose indexes are bound as a JSON array (found by
+/// [`pending_candidates`]). A macro so that the queries below are constant strings, built at
+/// compile time rather than on every lookup.
 macro_rules! candidates {
     () => {
         "SELECT idx FROM entry_keys WHERE key = ? UNION ALL SELECT idx FROM recent_keys WHERE key = ? \
-         UNION ALL SELECT idx FROM pending_keys WHERE key = ?"
+         UNION ALL SELECT value FROM json_each(?)"
     };
 }
 
@@ -275,8 +284,8 @@ macro_rules! entries_where {
     };
 }
 
-/// Entries with a digest in `$column` (the candidates' key bound three times, then the
-/// digest).
+/// Entries with a digest in `$column` (the candidates' key bound twice, the pending
+/// candidates, then the digest).
 macro_rules! lookup_by_digest {
     ($column:literal) => {
         entries_where!("idx IN (", candidates!(), ") AND ", $column, " = ?")
@@ -316,6 +325,60 @@ fn digest_key_hex(hex_digest: &str) -> Option<i64> {
     let mut bytes = [0u8; 32];
     hex::decode_to_slice(hex_digest, &mut bytes).ok()?;
     Some(digest_key(&bytes))
+}
+
+/// The key range (0..16) a key belongs to: its top four bits. Pending keys are stored, and
+/// every key table is moved, one range at a time.
+pub(super) fn key_slice(key: i64) -> i64 {
+    ((key as u64) >> 60) as i64
+}
+
+/// The bytes of one (key, index) pair in a `pending_key_runs` blob.
+const KEY_PAIR_BYTES: usize = 16;
+
+/// A `pending_key_runs` blob: each (key, index) pair as two big-endian 8-byte integers.
+pub(super) fn encode_key_run(pairs: &[(i64, i64)]) -> Vec<u8> {
+    let mut blob = Vec::with_capacity(pairs.len() * KEY_PAIR_BYTES);
+    for (key, idx) in pairs {
+        blob.extend_from_slice(&key.to_be_bytes());
+        blob.extend_from_slice(&idx.to_be_bytes());
+    }
+    blob
+}
+
+/// The (key, index) pairs of a `pending_key_runs` blob.
+pub(super) fn decode_key_run(
+    blob: &[u8],
+) -> Result<impl Iterator<Item = (i64, i64)> + '_, StoreError> {
+    if blob.len() % KEY_PAIR_BYTES != 0 {
+        return Err(StoreError::Corrupt(format!(
+            "a pending key run is {} bytes, not a multiple of {KEY_PAIR_BYTES}",
+            blob.len()
+        )));
+    }
+    Ok(blob.chunks_exact(KEY_PAIR_BYTES).map(|pair| {
+        let (key, idx) = pair.split_at(8);
+        let word = |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap_or_default());
+        (word(key), word(idx))
+    }))
+}
+
+/// The indexes of pending entries with `key`, as the JSON array [`candidates!`] binds: read
+/// from the runs of the key's range only, a sixteenth of what is pending.
+fn pending_candidates(conn: &rusqlite::Connection, key: i64) -> Result<String, StoreError> {
+    let mut statement =
+        conn.prepare_cached("SELECT keys FROM pending_key_runs WHERE slice = ?1")?;
+    let mut rows = statement.query([key_slice(key)])?;
+    let mut found = Vec::new();
+    while let Some(row) = rows.next()? {
+        let blob = row.get_ref(0)?.as_blob()?;
+        found.extend(
+            decode_key_run(blob)?
+                .filter(|&(k, _)| k == key)
+                .map(|(_, idx)| idx.to_string()),
+        );
+    }
+    Ok(format!("[{}]", found.join(",")))
 }
 
 /// The `entry_keys` rows of entry `idx`, from its digests (hex, as stored) and leaf hash.
@@ -394,6 +457,27 @@ fn upgrade_to_entry_keys(conn: &mut rusqlite::Connection) -> Result<(), StoreErr
     }
     tx.commit()?;
     tracing::info!("SQLite digest lookups now use the entry_keys index");
+    Ok(())
+}
+
+/// Moves the keys of a `pending_keys` table (one row per key, before `pending_key_runs`)
+/// into `recent_keys` and drops it; one transaction, so an interrupted upgrade is simply done
+/// again.
+fn upgrade_pending_keys(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
+    let old: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'pending_keys'",
+        [],
+        |r| r.get(0),
+    )?;
+    if old == 0 {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "INSERT OR IGNORE INTO recent_keys (key, idx) SELECT key, idx FROM pending_keys ORDER BY key, idx; \
+         DROP TABLE pending_keys;",
+    )?;
+    tx.commit()?;
     Ok(())
 }
 
@@ -505,7 +589,8 @@ impl Store for SqliteStore {
                 conn.execute_batch(
                     "CREATE INDEX IF NOT EXISTS entries_supersedes ON entries(supersedes_sha256)",
                 )?;
-                upgrade_to_entry_keys(conn)
+                upgrade_to_entry_keys(conn)?;
+                upgrade_pending_keys(conn)
             })
             .await
     }
@@ -697,13 +782,14 @@ impl Store for SqliteStore {
         let hash = *hash;
         self.pool
             .run(move |conn| {
+                let pending = pending_candidates(conn, key)?;
                 let idx: Option<i64> = conn
                     .prepare_cached(concat!(
                         "SELECT idx FROM entries WHERE idx IN (",
                         candidates!(),
                         ") AND leaf_hash = ? ORDER BY idx LIMIT 1"
                     ))?
-                    .query_row(params![key, key, key, &hash[..]], |r| r.get(0))
+                    .query_row(params![key, key, pending, &hash[..]], |r| r.get(0))
                     .optional()?;
                 Ok(idx.map(|i| i as u64))
             })

@@ -22,7 +22,9 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::core::manifest::Timestamp;
-use crate::storage::sqlite::{entry_keys_of, open_connection, read_state, ts};
+use crate::storage::sqlite::{
+    decode_key_run, encode_key_run, entry_keys_of, key_slice, open_connection, read_state, ts,
+};
 use crate::storage::{
     idempotency_keys, plan_append, BatchResult, BatchSlots, CheckpointRow, LogState, PendingEntry,
     StoreError,
@@ -34,20 +36,25 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
-/// How many keys `pending_keys` collects before they are moved on into `recent_keys` (about
-/// 2,000 entries' worth). A key inserted straight into a B-tree larger than a batch dirties a
-/// page of its own, so a batch of n entries would rewrite up to 4n index pages; moved
-/// thousands at a time, in key order, keys share pages. The limit also bounds what a lookup
-/// scans (a few hundred microseconds).
+impl From<rusqlite::types::FromSqlError> for StoreError {
+    fn from(e: rusqlite::types::FromSqlError) -> Self {
+        StoreError::Corrupt(format!("a stored value has the wrong type: {e}"))
+    }
+}
+
+/// How many keys `pending_key_runs` collects before they are moved on into `recent_keys`
+/// (about 2,000 entries' worth). A key inserted straight into a B-tree larger than a batch
+/// dirties a page of its own, so a batch of n entries would rewrite up to 4n index pages;
+/// moved thousands at a time, in key order, keys share pages.
 pub(super) const PENDING_KEYS_LIMIT: i64 = 8192;
 
 /// How many keys `recent_keys` holds before its key ranges start moving into `entry_keys`.
 ///
 /// A move of k sorted keys into a B-tree of P pages rewrites about min(k, P) pages. Moving
-/// `pending_keys` straight into `entry_keys` put a few hundred keys into a table of millions:
+/// pending keys straight into `entry_keys` put a few hundred keys into a table of millions:
 /// about one page per key, 8 KB written (and later checkpointed) for every 20-byte key, which
 /// made the index the largest part of the log's writes a few seconds into a load test. Two
-/// steps keep both ratios small: a slice of `pending_keys` lands in `recent_keys`, which is
+/// steps keep both ratios small: a slice of the pending keys lands in `recent_keys`, which is
 /// only eight times larger, and a slice of `recent_keys` (thousands of keys) lands in the same
 /// key range of `entry_keys`.
 pub(super) const RECENT_KEYS_LIMIT: i64 = 8 * PENDING_KEYS_LIMIT;
@@ -158,7 +165,7 @@ struct Appender {
     /// The log's state after this connection's last commit, and the `data_version` it saw
     /// then: still current while no other connection has committed.
     cached: Option<(i64, LogState)>,
-    /// How full `pending_keys` and `recent_keys` are; `None` until the first append counts
+    /// How full the pending keys and `recent_keys` are; `None` until the first append counts
     /// them.
     tiers: Option<KeyTiers>,
 }
@@ -181,9 +188,10 @@ struct TierFill {
 }
 
 impl TierFill {
-    fn counted(tx: &rusqlite::Transaction<'_>, table: &str) -> Result<TierFill, StoreError> {
+    /// The fill of a table counted by `count_sql` (one number).
+    fn counted(tx: &rusqlite::Transaction<'_>, count_sql: &str) -> Result<TierFill, StoreError> {
         Ok(TierFill {
-            rows: tx.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?,
+            rows: tx.query_row(count_sql, [], |r| r.get(0))?,
             next_slice: 0,
         })
     }
@@ -273,15 +281,21 @@ impl Appender {
         let mut tiers = match self.tiers {
             Some(tiers) => tiers,
             None => KeyTiers {
-                pending: TierFill::counted(&tx, "pending_keys")?,
-                recent: TierFill::counted(&tx, "recent_keys")?,
+                pending: TierFill::counted(
+                    &tx,
+                    "SELECT COALESCE(SUM(length(keys)), 0) / 16 FROM pending_key_runs",
+                )?,
+                recent: TierFill::counted(&tx, "SELECT COUNT(*) FROM recent_keys")?,
             },
         };
-        {
-            let mut insert =
-                tx.prepare_cached("INSERT INTO pending_keys (key, idx) VALUES (?1, ?2)")?;
-            for (key, idx) in &keys {
-                insert.execute(params![key, idx])?;
+        if let Some(first_idx) = plan.rows.first().map(|row| row.index as i64) {
+            // One run per key range: keys sorted by key fall into ranges in order.
+            keys.sort_unstable();
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO pending_key_runs (slice, first_idx, keys) VALUES (?1, ?2, ?3)",
+            )?;
+            for run in keys.chunk_by(|a, b| key_slice(a.0) == key_slice(b.0)) {
+                insert.execute(params![key_slice(run[0].0), first_idx, encode_key_run(run)])?;
             }
         }
         tiers.pending.rows += keys.len() as i64;
@@ -315,17 +329,18 @@ impl Appender {
 }
 
 /// Moves the pending keys whose top four bits are `slice` into `recent_keys`, in key order;
-/// returns how many rows left `pending_keys`. One pass over the unindexed table (a `DELETE`
-/// that returns what it removed), not one to copy and another to delete: scanning it twice
-/// was half the cost of a move.
+/// returns how many keys left the pending runs. The runs of one range are a contiguous run
+/// of `pending_key_runs`' primary key, so finding them reads only their own pages.
 fn move_pending_slice(tx: &rusqlite::Transaction<'_>, slice: i64) -> Result<i64, StoreError> {
-    // `>>` is an arithmetic shift in SQLite; the mask keeps the four top bits as 0..15.
-    let keys = tx
-        .prepare_cached(
-            "DELETE FROM pending_keys WHERE ((key >> 60) & 15) = ?1 RETURNING key, idx",
-        )?
-        .query_map([slice], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut keys = Vec::new();
+    {
+        let mut runs =
+            tx.prepare_cached("DELETE FROM pending_key_runs WHERE slice = ?1 RETURNING keys")?;
+        let mut runs = runs.query([slice])?;
+        while let Some(run) = runs.next()? {
+            keys.extend(decode_key_run(run.get_ref(0)?.as_blob()?)?);
+        }
+    }
     insert_sorted(
         tx,
         "INSERT OR IGNORE INTO recent_keys (key, idx) VALUES (?1, ?2)",
@@ -378,6 +393,27 @@ pub(super) fn insert_sorted(
 #[cfg(test)]
 mod tests {
     use super::{slice_bounds, KEY_SLICES};
+    use crate::storage::sqlite::{decode_key_run, encode_key_run, key_slice};
+    use crate::storage::StoreError;
+
+    /// A pending run's blob gives back the pairs it was made of, negative keys included, and
+    /// a blob cut short is refused as corrupt rather than read as other pairs.
+    #[test]
+    fn key_runs_round_trip_and_refuse_a_torn_blob() {
+        let pairs = vec![(i64::MIN, 0), (-1, 7), (0, 1 << 40), (i64::MAX, i64::MAX)];
+        let blob = encode_key_run(&pairs);
+        assert_eq!(blob.len(), 16 * pairs.len());
+        let back: Vec<(i64, i64)> = decode_key_run(&blob).unwrap().collect();
+        assert_eq!(back, pairs);
+        assert!(matches!(
+            decode_key_run(&blob[..blob.len() - 1]),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert_eq!(
+            pairs.iter().map(|&(k, _)| key_slice(k)).collect::<Vec<_>>(),
+            vec![8, 15, 0, 7]
+        );
+    }
 
     /// Every key falls in exactly the slice its top four bits name, and the slices' bounds
     /// cover the whole signed range without overlap.

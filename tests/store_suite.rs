@@ -643,19 +643,24 @@ fn temp_sqlite_url() -> (tempfile::TempDir, String) {
 
 // ---- SQLite only -------------------------------------------------------------------------
 
-/// A database made before digest lookups moved to the `entry_keys` index (four indexes of
-/// hex strings, no `entry_keys` or `pending_keys` tables) is upgraded on migrate: every entry is found again by each
-/// of its digests, and the replaced indexes are gone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_upgrade_fills_entry_keys_from_old_entries() {
-    let (_dir, url) = temp_sqlite_url();
+/// A file with entries `0..n` (from `pending`), closed again, for a test to reshape into an
+/// older layout.
+async fn sqlite_file_with_entries(n: usize) -> (tempfile::TempDir, String) {
+    let (dir, url) = temp_sqlite_url();
     let store = <SqliteStore as Backend>::open(&url).await;
     store
-        .append((0..5).map(pending).collect(), time(0))
+        .append((0..n).map(pending).collect(), time(0))
         .await
         .unwrap();
-    let fourth = store.entry(3).await.unwrap().unwrap();
-    drop(store);
+    (dir, url)
+}
+
+/// A database made before digest lookups moved to the `entry_keys` index (four indexes of
+/// hex strings, none of the key tables) is upgraded on migrate: every entry is found again by
+/// each of its digests, and the replaced indexes are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_upgrade_fills_entry_keys_from_old_entries() {
+    let (_dir, url) = sqlite_file_with_entries(5).await;
     {
         // Turn the file back into the old layout.
         let conn = raw_sqlite(&url);
@@ -672,6 +677,7 @@ async fn sqlite_upgrade_fills_entry_keys_from_old_entries() {
         }
     }
     let old = <SqliteStore as Backend>::open(&url).await;
+    let fourth = old.entry(3).await.unwrap().unwrap();
     for n in 0..5u64 {
         let by_text = old.lookup_text(&format!("{:064x}", n)).await.unwrap();
         let by_exact = old
@@ -852,13 +858,7 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
 /// every entry is still found by its digests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_upgrade_moves_old_pending_keys_into_recent_keys() {
-    let (_dir, url) = temp_sqlite_url();
-    let store = <SqliteStore as Backend>::open(&url).await;
-    store
-        .append((0..6).map(pending).collect(), time(0))
-        .await
-        .unwrap();
-    drop(store);
+    let (_dir, url) = sqlite_file_with_entries(6).await;
     let mut old_rows = 0;
     {
         // Put the pending runs back in the old layout.

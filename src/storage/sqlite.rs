@@ -327,8 +327,8 @@ fn digest_key_hex(hex_digest: &str) -> Option<i64> {
     Some(digest_key(&bytes))
 }
 
-/// The key range (0..16) a key belongs to: its top four bits. Pending keys are stored, and
-/// every key table is moved, one range at a time.
+/// The key range (0..16) a key belongs to: its top four bits. Pending keys are stored, looked
+/// up and moved on one range at a time.
 pub(super) fn key_slice(key: i64) -> i64 {
     ((key as u64) >> 60) as i64
 }

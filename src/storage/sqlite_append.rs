@@ -361,8 +361,8 @@ fn move_pending_slice(tx: &rusqlite::Transaction<'_>, slice: i64) -> Result<i64,
 }
 
 /// Moves the keys of `recent_keys` whose top [`RECENT_SLICE_BITS`] bits are `slice` into
-/// `entry_keys`, in key order; returns how many rows left `recent_keys`. The range is a contiguous run of the
-/// table's primary key, so finding it reads only its own pages.
+/// `entry_keys`, in key order; returns how many rows left `recent_keys`. The range is a
+/// contiguous run of the table's primary key, so finding it reads only its own pages.
 fn move_recent_slice(tx: &rusqlite::Transaction<'_>, slice: i64) -> Result<i64, StoreError> {
     let (low, high) = slice_bounds(slice, RECENT_SLICE_BITS);
     let keys = tx

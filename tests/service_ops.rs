@@ -1339,3 +1339,68 @@ async fn metrics_request_split_in_two_writes() {
     );
     server.assert_no_panic();
 }
+
+/// `byline bench sign` drives the real server, over SignStream and over unary Sign, and counts
+/// as answered only calls the log holds: no errors, a non-zero count in each mode, and no more
+/// calls counted than entries logged (its warm-up calls are logged but not counted). A stream
+/// whose window is full waits for answers instead of queueing without bound, so the run ends
+/// on time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_sign_counts_only_logged_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let server = Server::start(d, &[]);
+    let pid = server.pid().to_string();
+    let mut counted = 0u64;
+    for stream in [true, false] {
+        let mut args = vec![
+            "bench",
+            "sign",
+            "--server",
+            &server.url,
+            "--concurrency",
+            "4",
+            "--connections",
+            "2",
+            "--duration",
+            "1",
+            "--server-pid",
+            &pid,
+        ];
+        if stream {
+            args.push("--stream");
+        }
+        let out = run(
+            byline(d).env("BYLINE_TOKEN", &server.token).args(&args),
+            Duration::from_secs(120),
+        );
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success(),
+            "stream {stream}: {stdout}{}",
+            text(&out.stderr)
+        );
+        let requests = stdout
+            .lines()
+            .find(|l| l.starts_with("requests"))
+            .unwrap_or_else(|| panic!("no requests line:\n{stdout}"));
+        assert!(requests.contains(" ok, 0 errors"), "{requests}");
+        let ok: u64 = requests.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(ok > 0, "stream {stream}: nothing was signed:\n{stdout}");
+        assert!(stdout.contains("ratio"), "no ratio printed:\n{stdout}");
+        counted += ok;
+    }
+    let size = server
+        .client()
+        .await
+        .get_checkpoint(pb::GetCheckpointRequest {})
+        .await
+        .expect("GetCheckpoint")
+        .into_inner()
+        .tree_size;
+    assert!(
+        size >= counted,
+        "the bench counted {counted} signed calls but the log holds {size} entries"
+    );
+    server.assert_no_panic();
+}

@@ -35,7 +35,8 @@ pub struct BenchSignArgs {
     /// The server (token from BYLINE_TOKEN).
     #[arg(long)]
     server: String,
-    /// Requests in flight at once (unary) or per stream window (stream).
+    /// Requests in flight at once (unary), or per stream (SignStream: sent and not yet
+    /// answered).
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
     /// HTTP/2 connections to spread the load over.
@@ -398,8 +399,18 @@ async fn run_stream(
         let feeder_sent = sent.clone();
         let work = work.clone();
         let counter = counter.clone();
+        // The window: at most `concurrency` requests sent and not yet answered on this stream.
+        // Without it the feeder ran ahead of the server by whatever HTTP/2 flow control let
+        // through, and the latency measured that backlog (over a second) instead of the calls.
+        let window = Arc::new(tokio::sync::Semaphore::new(a.concurrency.max(1)));
+        let feeder_window = window.clone();
         let feeder = tokio::spawn(async move {
             while Instant::now() < until {
+                // Closed when the answers end, so a failed stream does not leave this waiting.
+                let Ok(slot) = feeder_window.acquire().await else {
+                    break;
+                };
+                slot.forget();
                 let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let req = work.get(i);
                 feeder_sent
@@ -418,9 +429,14 @@ async fn run_stream(
             let mut errors = 0usize;
             let mut answers = match client.sign_stream(request).await {
                 Ok(r) => r.into_inner(),
-                Err(_) => return (lat, 1usize),
+                Err(_) => {
+                    window.close();
+                    let _ = feeder.await;
+                    return (lat, 1usize);
+                }
             };
             while let Ok(Some(answer)) = answers.message().await {
+                window.add_permits(1);
                 let t = sent
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -432,6 +448,7 @@ async fn run_stream(
                     _ => errors += 1,
                 }
             }
+            window.close();
             let _ = feeder.await;
             (lat, errors)
         }));

@@ -31,7 +31,7 @@ use byline::core::merkle::{
 };
 use byline::core::sign::{build_statement, sign_statement, Authorship};
 use byline::service::log::{inclusion_proof, LogSigner, Sequencer, SequencerSettings};
-use byline::storage::sqlite::SqliteStore;
+use byline::storage::sqlite::{open_connection, SqliteStore};
 use byline::storage::{EntryKind, PendingEntry, Store};
 
 const PUBLISHER: &str = "news.example";
@@ -470,22 +470,14 @@ fn sqlite_url(path: &Path) -> String {
     format!("sqlite://{}", path.display())
 }
 
-/// A raw rusqlite connection (creating the file if missing) with the settings the bench's raw
-/// connections have always had: busy timeout 10 s, then `journal_mode=WAL`, `foreign_keys=ON`,
-/// `synchronous=FULL`, in that order; prepared statements are cached (up to 100).
+/// A raw rusqlite connection (creating the file if missing) with the store's own settings
+/// (`byline::storage::sqlite::open_connection`: WAL, `synchronous=FULL`, 8 KB pages for a new
+/// file, the store's cache and checkpoint settings); prepared statements are cached (up to 100).
 fn raw_connection(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path).with_context(|| format!("open {}", path.display()))?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    let mode: String =
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(anyhow!(
-            "{}: journal_mode is {mode}, not WAL",
-            path.display()
-        ));
-    }
-    conn.pragma_update(None, "foreign_keys", "ON")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    let path_text = path
+        .to_str()
+        .ok_or_else(|| anyhow!("{} is not UTF-8", path.display()))?;
+    let conn = open_connection(path_text).with_context(|| format!("open {}", path.display()))?;
     conn.set_prepared_statement_cache_capacity(100);
     Ok(conn)
 }

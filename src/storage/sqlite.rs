@@ -123,8 +123,10 @@ impl SqliteStore {
 }
 
 /// Opens a connection to the database file at `path` (creating it) with the settings every
-/// byline connection to it uses ([`CONNECTION_PRAGMAS`]), in WAL mode.
-pub(super) fn open_connection(path: &str) -> Result<rusqlite::Connection, StoreError> {
+/// byline connection to it uses ([`CONNECTION_PRAGMAS`], 8 KB pages for a new file), in WAL
+/// mode. Public so that benchmarks and tools that look under the store measure what the store
+/// does.
+pub fn open_connection(path: &str) -> Result<rusqlite::Connection, StoreError> {
     let conn = rusqlite::Connection::open(path)
         .map_err(|e| StoreError::Unavailable(format!("cannot open {path}: {e}")))?;
     conn.busy_timeout(BUSY_TIMEOUT)?;

@@ -46,10 +46,10 @@ const SCHEMA: &[&str] = &[
 ];
 
 /// How long a connection waits for another one's write lock before it gives up.
-pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The settings of every connection to the file, the pool's and the append thread's alike.
-pub(super) const CONNECTION_PRAGMAS: &[(&str, &str)] = &[
+const CONNECTION_PRAGMAS: &[(&str, &str)] = &[
     // An append is on disk when its transaction commits.
     ("synchronous", "FULL"),
     ("foreign_keys", "ON"),
@@ -64,6 +64,18 @@ pub(super) const CONNECTION_PRAGMAS: &[(&str, &str)] = &[
     // keep the WAL far below this; it is the backstop.
     ("wal_autocheckpoint", "10000"),
 ];
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+impl From<rusqlite::types::FromSqlError> for StoreError {
+    fn from(e: rusqlite::types::FromSqlError) -> Self {
+        StoreError::Corrupt(format!("a stored value has the wrong type: {e}"))
+    }
+}
 
 /// At most this many pooled connections read (and write tokens, publishers, the log's
 /// identity) at once; more callers wait for one.
@@ -363,6 +375,15 @@ pub(super) fn decode_key_run(
         let word = |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap_or_default());
         (word(key), word(idx))
     }))
+}
+
+/// How many keys the pending runs hold, from their blobs' lengths.
+pub(super) fn pending_key_count(conn: &rusqlite::Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        &format!("SELECT COALESCE(SUM(length(keys)), 0) / {KEY_PAIR_BYTES} FROM pending_key_runs"),
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 /// The indexes of pending entries with `key`, as the JSON array [`candidates!`] binds: read

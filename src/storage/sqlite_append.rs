@@ -23,30 +23,19 @@ use tokio::sync::oneshot;
 
 use crate::core::manifest::Timestamp;
 use crate::storage::sqlite::{
-    decode_key_run, encode_key_run, entry_keys_of, key_slice, open_connection, read_state, ts,
+    decode_key_run, encode_key_run, entry_keys_of, key_slice, open_connection, pending_key_count,
+    read_state, ts,
 };
 use crate::storage::{
     idempotency_keys, plan_append, BatchResult, BatchSlots, CheckpointRow, LogState, PendingEntry,
     StoreError,
 };
 
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Unavailable(e.to_string())
-    }
-}
-
-impl From<rusqlite::types::FromSqlError> for StoreError {
-    fn from(e: rusqlite::types::FromSqlError) -> Self {
-        StoreError::Corrupt(format!("a stored value has the wrong type: {e}"))
-    }
-}
-
 /// How many keys `pending_key_runs` collects before they are moved on into `recent_keys`
 /// (about 2,000 entries' worth). A key inserted straight into a B-tree larger than a batch
 /// dirties a page of its own, so a batch of n entries would rewrite up to 4n index pages;
 /// moved thousands at a time, in key order, keys share pages.
-pub(super) const PENDING_KEYS_LIMIT: i64 = 8192;
+const PENDING_KEYS_LIMIT: i64 = 8192;
 
 /// How many keys `recent_keys` holds before its key ranges start moving into `entry_keys`.
 ///
@@ -57,7 +46,7 @@ pub(super) const PENDING_KEYS_LIMIT: i64 = 8192;
 /// steps keep both ratios small: a slice of the pending keys lands in `recent_keys`, which is
 /// only eight times larger, and a slice of `recent_keys` (thousands of keys) lands in the same
 /// key range of `entry_keys`.
-pub(super) const RECENT_KEYS_LIMIT: i64 = 8 * PENDING_KEYS_LIMIT;
+const RECENT_KEYS_LIMIT: i64 = 8 * PENDING_KEYS_LIMIT;
 
 /// Into how many key ranges the pending keys are cut (by the key's top four bits, as they are
 /// stored: see `key_slice`). Whenever [`PENDING_KEYS_LIMIT`] keys are pending, an append moves
@@ -200,12 +189,12 @@ struct TierFill {
 }
 
 impl TierFill {
-    /// The fill of a table counted by `count_sql` (one number).
-    fn counted(tx: &rusqlite::Transaction<'_>, count_sql: &str) -> Result<TierFill, StoreError> {
-        Ok(TierFill {
-            rows: tx.query_row(count_sql, [], |r| r.get(0))?,
+    /// A table found holding `rows`, its moves starting from the first range.
+    fn holding(rows: i64) -> TierFill {
+        TierFill {
+            rows,
             next_slice: 0,
-        })
+        }
     }
 
     /// The key range (of `2^bits`) to move now if the table holds `limit` rows or more.
@@ -288,21 +277,22 @@ impl Appender {
                 ));
             }
         }
-        // A key repeated for one entry (its text and exact digests are equal) is one row.
+        // Sorted, the keys fall into their ranges in order, one run each; a key repeated for
+        // one entry (its text and exact digests are equal) is stored once.
+        keys.sort_unstable();
         keys.dedup();
         let mut tiers = match self.tiers {
             Some(tiers) => tiers,
             None => KeyTiers {
-                pending: TierFill::counted(
-                    &tx,
-                    "SELECT COALESCE(SUM(length(keys)), 0) / 16 FROM pending_key_runs",
-                )?,
-                recent: TierFill::counted(&tx, "SELECT COUNT(*) FROM recent_keys")?,
+                pending: TierFill::holding(pending_key_count(&tx)?),
+                recent: TierFill::holding(tx.query_row(
+                    "SELECT COUNT(*) FROM recent_keys",
+                    [],
+                    |r| r.get(0),
+                )?),
             },
         };
         if let Some(first_idx) = plan.rows.first().map(|row| row.index as i64) {
-            // One run per key range: keys sorted by key fall into ranges in order.
-            keys.sort_unstable();
             let mut insert = tx.prepare_cached(
                 "INSERT INTO pending_key_runs (slice, first_idx, keys) VALUES (?1, ?2, ?3)",
             )?;

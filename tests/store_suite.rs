@@ -906,6 +906,125 @@ async fn sqlite_upgrade_moves_old_pending_keys_into_recent_keys() {
     }
 }
 
+/// Every inclusion proof in a tree of `size` leaves, read from the store.
+async fn all_inclusion_proofs<S: Store>(store: &S, size: u64) -> Vec<Vec<Hash>> {
+    let mut proofs = Vec::new();
+    for index in 0..size {
+        proofs.push(inclusion_proof(store, index, size).await.unwrap());
+    }
+    proofs
+}
+
+/// Appends write no leaf-level rows to `tree_nodes` (a leaf's node is its entry's leaf hash,
+/// read from `entries`), and proofs still verify; a log written by an earlier version, whose
+/// `tree_nodes` holds the leaves too, gives the very same proofs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_reads_leaf_nodes_from_entries() {
+    let (_dir, url) = temp_sqlite_url();
+    let store = <SqliteStore as Backend>::open(&url).await;
+    let results = append_batches(&store, 0, &[1, 4, 2, 9, 5]).await;
+    let (size, root) = results.last().map(|r| (r.tree_size, r.root)).unwrap();
+    let conn = raw_sqlite(&url);
+    let count = |level: &str| -> i64 {
+        conn.query_row(
+            &format!("SELECT COUNT(*) FROM tree_nodes WHERE level {level}"),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(count("= 0"), 0, "no leaf is stored as a node");
+    assert_eq!(
+        count("> 0"),
+        18,
+        "the 18 perfect subtrees above the 21 leaves are"
+    );
+    let leaves = leaf_hashes(&store).await;
+    let proofs = all_inclusion_proofs(&store, size).await;
+    for (index, proof) in proofs.iter().enumerate() {
+        verify_inclusion(index as u64, size, &leaves[index], proof, &root)
+            .unwrap_or_else(|e| panic!("index {index}: {e}"));
+    }
+    // The earlier layout: every leaf also a row of `tree_nodes`.
+    conn.execute_batch(
+        "INSERT INTO tree_nodes (level, idx, hash) SELECT 0, idx, leaf_hash FROM entries",
+    )
+    .unwrap();
+    assert_eq!(count("= 0"), 21);
+    let reopened = <SqliteStore as Backend>::open(&url).await;
+    assert_eq!(all_inclusion_proofs(&reopened, size).await, proofs);
+    let (first, first_root) = (results[0].tree_size, results[0].root);
+    let consistency = consistency_proof(&reopened, first, size).await.unwrap();
+    verify_consistency(first, size, &first_root, &root, &consistency).unwrap();
+}
+
+/// `entries_supersedes` holds only the entries that supersede another: migrating replaces the
+/// earlier index of every entry, SQLite uses the partial index for the lookup by digest, and
+/// edit chains are still found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_indexes_only_superseding_entries() {
+    let (_dir, url) = temp_sqlite_url();
+    {
+        let store = <SqliteStore as Backend>::open(&url).await;
+        let first = pending(1);
+        let second = PendingEntry {
+            supersedes_sha256: Some(first.statement_sha256.clone()),
+            ..pending(2)
+        };
+        store
+            .append(vec![first, second, pending(3)], time(0))
+            .await
+            .unwrap();
+    }
+    let index_sql = |conn: &rusqlite::Connection| -> String {
+        conn.query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'entries_supersedes'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let conn = raw_sqlite(&url);
+    // The earlier layout: every entry in the index.
+    conn.execute_batch(
+        "DROP INDEX entries_supersedes; \
+         CREATE INDEX entries_supersedes ON entries(supersedes_sha256)",
+    )
+    .unwrap();
+    let store = <SqliteStore as Backend>::open(&url).await;
+    assert!(
+        index_sql(&conn).contains("WHERE supersedes_sha256 IS NOT NULL"),
+        "{}",
+        index_sql(&conn)
+    );
+    let in_index: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM entries INDEXED BY entries_supersedes \
+             WHERE supersedes_sha256 IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(in_index, 1);
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT idx FROM entries WHERE supersedes_sha256 = ?1 \
+             AND kind = 'manifest' ORDER BY idx LIMIT 100",
+        )
+        .unwrap()
+        .query_map(["00"], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter().any(|step| step.contains("entries_supersedes")),
+        "{plan:?}"
+    );
+    let superseded = pending(1).statement_sha256;
+    let found = store.lookup_superseding(&superseded).await.unwrap();
+    assert_eq!(found.iter().map(|e| e.index).collect::<Vec<_>>(), vec![1]);
+}
+
 // ---- PostgreSQL only ---------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

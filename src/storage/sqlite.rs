@@ -540,6 +540,11 @@ fn token_from_row(row: &rusqlite::Row<'_>) -> Result<TokenRecord, StoreError> {
 
 /// Reads perfect-subtree hashes in one statement (a proof needs O(log n) of them; one query
 /// instead of one per node), in the order asked.
+///
+/// Appends no longer write leaves (level 0) to `tree_nodes` (see `sqlite_append`): a leaf's
+/// node is its entry's `leaf_hash`, already stored with the entry, so a leaf not found in
+/// `tree_nodes` is read from `entries`. Logs written by earlier versions keep their level-0
+/// rows, which hold the same hashes.
 pub(super) fn read_nodes(
     conn: &rusqlite::Connection,
     ids: &[NodeId],
@@ -561,6 +566,19 @@ pub(super) fn read_nodes(
         let level: i64 = row.get(0)?;
         let index: i64 = row.get(1)?;
         found.insert((level, index), hash_of(row.get(2)?)?);
+    }
+    // A proof has at most two leaves among its nodes: one primary-key read each.
+    for id in ids.iter().filter(|id| id.level == 0) {
+        let index = id.index as i64;
+        if let std::collections::hash_map::Entry::Vacant(slot) = found.entry((0, index)) {
+            let leaf_hash: Option<Vec<u8>> = conn
+                .prepare_cached("SELECT leaf_hash FROM entries WHERE idx = ?1")?
+                .query_row([index], |r| r.get(0))
+                .optional()?;
+            if let Some(hash) = leaf_hash {
+                slot.insert(hash_of(hash)?);
+            }
+        }
     }
     ids.iter()
         .map(|id| {
@@ -609,8 +627,21 @@ impl Store for SqliteStore {
                 if has_supersedes == 0 {
                     conn.execute_batch("ALTER TABLE entries ADD COLUMN supersedes_sha256 TEXT")?;
                 }
+                // Only the few entries that supersede another are indexed. The index used to
+                // hold every entry (a NULL key each), one more B-tree insert on every append;
+                // a lookup by digest (`supersedes_sha256 = ?`) can use the partial index.
+                let full_index: i64 = conn.query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' \
+                     AND name = 'entries_supersedes' AND sql NOT LIKE '%WHERE%'",
+                    [],
+                    |r| r.get(0),
+                )?;
+                if full_index > 0 {
+                    conn.execute_batch("DROP INDEX entries_supersedes")?;
+                }
                 conn.execute_batch(
-                    "CREATE INDEX IF NOT EXISTS entries_supersedes ON entries(supersedes_sha256)",
+                    "CREATE INDEX IF NOT EXISTS entries_supersedes ON entries(supersedes_sha256) \
+                     WHERE supersedes_sha256 IS NOT NULL",
                 )?;
                 upgrade_to_entry_keys(conn)?;
                 upgrade_pending_keys(conn)

@@ -469,11 +469,7 @@ fn upgrade_to_entry_keys(conn: &mut rusqlite::Connection) -> Result<(), StoreErr
         }
         let Some(last) = last else { break };
         after = last;
-        insert_sorted(
-            &tx,
-            "INSERT OR IGNORE INTO entry_keys (key, idx) VALUES (?1, ?2)",
-            keys,
-        )?;
+        insert_sorted(&tx, "entry_keys", keys)?;
     }
     for index in REPLACED_INDEXES {
         tx.execute_batch(&format!("DROP INDEX IF EXISTS {index}"))?;

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, ToSql, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::core::manifest::Timestamp;
@@ -244,38 +244,56 @@ impl Appender {
             _ => read_state(&tx)?,
         };
         let plan = plan_append(state, fresh, now);
-        let mut keys = Vec::with_capacity(plan.rows.len() * 4);
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO entries (idx, leaf, leaf_hash, integrated_time, kind, publisher, \
-                 text_sha256, exact_sha256, statement_sha256, idempotency_key, supersedes_sha256) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?;
-            for row in &plan.rows {
+        // The values computed for the rows, kept so that the rows can borrow them.
+        let computed: Vec<(i64, i64, &str)> = plan
+            .rows
+            .iter()
+            .map(|row| {
+                let kind = row.pending.kind.as_str();
+                (row.index as i64, row.integrated_time.unix(), kind)
+            })
+            .collect();
+        let entries: Vec<[&dyn ToSql; 11]> = plan
+            .rows
+            .iter()
+            .zip(&computed)
+            .map(|(row, (index, time, kind))| {
                 let p = &row.pending;
-                insert.execute(params![
-                    row.index as i64,
-                    row.leaf,
-                    &row.leaf_hash[..],
-                    row.integrated_time.unix(),
-                    p.kind.as_str(),
-                    p.publisher,
-                    p.text_sha256,
-                    p.exact_sha256,
-                    p.statement_sha256,
-                    p.idempotency_key,
-                    p.supersedes_sha256,
-                ])?;
-                keys.extend(entry_keys_of(
-                    row.index as i64,
-                    [
-                        p.text_sha256.as_deref(),
-                        p.exact_sha256.as_deref(),
-                        Some(p.statement_sha256.as_str()),
-                    ],
+                [
+                    index as &dyn ToSql,
+                    &row.leaf,
                     &row.leaf_hash,
-                ));
-            }
+                    time,
+                    kind,
+                    &p.publisher,
+                    &p.text_sha256,
+                    &p.exact_sha256,
+                    &p.statement_sha256,
+                    &p.idempotency_key,
+                    &p.supersedes_sha256,
+                ]
+            })
+            .collect();
+        insert_rows(
+            &tx,
+            "INSERT INTO entries (idx, leaf, leaf_hash, integrated_time, kind, publisher, \
+             text_sha256, exact_sha256, statement_sha256, idempotency_key, supersedes_sha256) \
+             VALUES ",
+            &entries,
+            ENTRIES_PER_INSERT,
+        )?;
+        let mut keys = Vec::with_capacity(plan.rows.len() * 4);
+        for (row, (index, _, _)) in plan.rows.iter().zip(&computed) {
+            let p = &row.pending;
+            keys.extend(entry_keys_of(
+                *index,
+                [
+                    p.text_sha256.as_deref(),
+                    p.exact_sha256.as_deref(),
+                    Some(p.statement_sha256.as_str()),
+                ],
+                &row.leaf_hash,
+            ));
         }
         // Sorted, the keys fall into their ranges in order, one run each; a key repeated for
         // one entry (its text and exact digests are equal) is stored once.
@@ -313,11 +331,24 @@ impl Appender {
             // Leaves are not stored as nodes: each is its entry's `leaf_hash`, written above,
             // and `read_nodes` reads it from there. That is half of the nodes, one B-tree
             // insert per entry fewer.
-            let mut insert =
-                tx.prepare_cached("INSERT INTO tree_nodes (level, idx, hash) VALUES (?1, ?2, ?3)")?;
-            for (id, hash) in plan.nodes.iter().filter(|(id, _)| id.level > 0) {
-                insert.execute(params![i64::from(id.level), id.index as i64, &hash[..]])?;
-            }
+            let ids: Vec<(i64, i64)> = plan
+                .nodes
+                .iter()
+                .map(|(id, _)| (i64::from(id.level), id.index as i64))
+                .collect();
+            let nodes: Vec<[&dyn ToSql; 3]> = plan
+                .nodes
+                .iter()
+                .zip(&ids)
+                .filter(|(_, (level, _))| *level > 0)
+                .map(|((_, hash), (level, index))| [level as &dyn ToSql, index, hash])
+                .collect();
+            insert_rows(
+                &tx,
+                "INSERT INTO tree_nodes (level, idx, hash) VALUES ",
+                &nodes,
+                KEYS_PER_INSERT,
+            )?;
         }
         if let Some(c) = checkpoint {
             tx.prepare_cached(
@@ -346,11 +377,7 @@ fn move_pending_slice(tx: &rusqlite::Transaction<'_>, slice: i64) -> Result<i64,
             keys.extend(decode_key_run(run.get_ref(0)?.as_blob()?)?);
         }
     }
-    insert_sorted(
-        tx,
-        "INSERT OR IGNORE INTO recent_keys (key, idx) VALUES (?1, ?2)",
-        keys,
-    )
+    insert_sorted(tx, "recent_keys", keys)
 }
 
 /// Moves the keys of `recent_keys` whose top [`RECENT_SLICE_BITS`] bits are `slice` into
@@ -364,11 +391,7 @@ fn move_recent_slice(tx: &rusqlite::Transaction<'_>, slice: i64) -> Result<i64, 
             Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
         })?
         .collect::<Result<Vec<_>, _>>()?;
-    insert_sorted(
-        tx,
-        "INSERT OR IGNORE INTO entry_keys (key, idx) VALUES (?1, ?2)",
-        keys,
-    )
+    insert_sorted(tx, "entry_keys", keys)
 }
 
 /// The smallest and largest key whose top `bits` bits (1..64) are `slice`. Within one such
@@ -379,26 +402,69 @@ fn slice_bounds(slice: i64, bits: u32) -> (i64, i64) {
     (low, low | (((1u64 << shift) - 1) as i64))
 }
 
-/// Inserts `keys` with `insert` in key order (neighbouring keys share pages); returns how
-/// many there were before duplicates were dropped.
+/// How many (key, index) rows one `INSERT` of a move writes. A statement per row paid the
+/// statement's set-up (binding, opening the table's cursor, finding its place from the root)
+/// for every key; a row list shares it among this many.
+const KEYS_PER_INSERT: usize = 64;
+
+/// How many entries one `INSERT` writes (11 values each, 176 in all, well under SQLite's
+/// limit of 32,766 bound values).
+const ENTRIES_PER_INSERT: usize = 16;
+
+/// Inserts `keys` into the key table `table` (`recent_keys` or `entry_keys`: a name from this
+/// module, never input) in key order, so that neighbouring keys share pages; a key already
+/// there is left alone. Returns how many keys there were before duplicates were dropped.
 pub(super) fn insert_sorted(
     tx: &rusqlite::Transaction<'_>,
-    insert: &str,
+    table: &str,
     mut keys: Vec<(i64, i64)>,
 ) -> Result<i64, StoreError> {
     let moved = keys.len();
     keys.sort_unstable();
     keys.dedup();
-    let mut insert = tx.prepare_cached(insert)?;
-    for (key, idx) in &keys {
-        insert.execute(params![key, idx])?;
-    }
+    let rows: Vec<[&dyn ToSql; 2]> = keys
+        .iter()
+        .map(|(key, idx)| [key as &dyn ToSql, idx])
+        .collect();
+    insert_rows(
+        tx,
+        &format!("INSERT OR IGNORE INTO {table} (key, idx) VALUES "),
+        &rows,
+        KEYS_PER_INSERT,
+    )?;
     Ok(i64::try_from(moved).unwrap_or(i64::MAX))
+}
+
+/// Runs `head` (an `INSERT … VALUES ` without its rows) for every row of `rows`, up to
+/// `per_statement` rows to a statement. Each statement pays its set-up (binding, opening the
+/// table's cursor, finding the place from the root) once for all its rows; a batch's rows
+/// written one statement each paid it for every row. The few rows left over go one at a
+/// time, so that only two statement shapes per table are ever prepared and cached.
+fn insert_rows<const N: usize>(
+    tx: &rusqlite::Transaction<'_>,
+    head: &str,
+    rows: &[[&dyn ToSql; N]],
+    per_statement: usize,
+) -> Result<(), StoreError> {
+    let row = format!("({})", vec!["?"; N].join(", "));
+    let mut chunks = rows.chunks_exact(per_statement.max(1));
+    if rows.len() >= per_statement {
+        let all = vec![row.as_str(); per_statement].join(", ");
+        let mut many = tx.prepare_cached(&format!("{head}{all}"))?;
+        for chunk in &mut chunks {
+            many.execute(rusqlite::params_from_iter(chunk.iter().flatten()))?;
+        }
+    }
+    let mut one = tx.prepare_cached(&format!("{head}{row}"))?;
+    for values in chunks.remainder() {
+        one.execute(&values[..])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{slice_bounds, PENDING_SLICE_BITS, RECENT_SLICE_BITS};
+    use super::{insert_rows, insert_sorted, slice_bounds, PENDING_SLICE_BITS, RECENT_SLICE_BITS};
     use crate::storage::sqlite::{decode_key_run, encode_key_run, key_slice};
     use crate::storage::StoreError;
 
@@ -419,6 +485,50 @@ mod tests {
             pairs.iter().map(|&(k, _)| key_slice(k)).collect::<Vec<_>>(),
             vec![8, 15, 0, 7]
         );
+    }
+
+    /// Every row is written once whatever the number of rows against the rows per statement
+    /// (none, fewer, exactly, several statements and a remainder), and a key repeated in a
+    /// move or already in the table is kept once.
+    #[test]
+    fn rows_are_written_in_statements_of_many_and_the_rest_one_by_one() {
+        let mut conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT NOT NULL); \
+             CREATE TABLE recent_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL, \
+             PRIMARY KEY (key, idx)) WITHOUT ROWID",
+        )
+        .unwrap();
+        let tx = conn.transaction().unwrap();
+        let mut next = 0i64;
+        for count in [0usize, 1, 4, 5, 13] {
+            let numbers: Vec<(i64, String)> = (next..next + count as i64)
+                .map(|n| (n, format!("row {n}")))
+                .collect();
+            next += count as i64;
+            let rows: Vec<[&dyn rusqlite::ToSql; 2]> =
+                numbers.iter().map(|(a, b)| [a as _, b as _]).collect();
+            insert_rows(&tx, "INSERT INTO t (a, b) VALUES ", &rows, 5).unwrap();
+        }
+        let written: Vec<(i64, String)> = tx
+            .prepare("SELECT a, b FROM t ORDER BY a")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected: Vec<(i64, String)> = (0..next).map(|n| (n, format!("row {n}"))).collect();
+        assert_eq!(written, expected);
+        let keys: Vec<(i64, i64)> = (0..200).map(|n| (n % 150 - 75, n % 150)).collect();
+        assert_eq!(
+            insert_sorted(&tx, "recent_keys", keys.clone()).unwrap(),
+            200
+        );
+        assert_eq!(insert_sorted(&tx, "recent_keys", keys).unwrap(), 200);
+        let stored: i64 = tx
+            .query_row("SELECT COUNT(*) FROM recent_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(stored, 150);
     }
 
     /// Every key falls in exactly the slice its top bits name, and the slices' bounds cover

@@ -347,7 +347,7 @@ impl Appender {
                 &tx,
                 "INSERT INTO tree_nodes (level, idx, hash) VALUES ",
                 &nodes,
-                KEYS_PER_INSERT,
+                NODES_PER_INSERT,
             )?;
         }
         if let Some(c) = checkpoint {
@@ -410,6 +410,9 @@ const KEYS_PER_INSERT: usize = 64;
 /// How many entries one `INSERT` writes (11 values each, 176 in all, well under SQLite's
 /// limit of 32,766 bound values).
 const ENTRIES_PER_INSERT: usize = 16;
+
+/// How many tree nodes one `INSERT` writes (a batch completes about one per entry).
+const NODES_PER_INSERT: usize = 64;
 
 /// Inserts `keys` into the key table `table` (`recent_keys` or `entry_keys`: a name from this
 /// module, never input) in key order, so that neighbouring keys share pages; a key already

@@ -19,7 +19,7 @@ impl Sha256Digest {
     ///
     /// Written here rather than with `hex::encode`, which builds the string one `char` at a
     /// time: a signing call writes about ten of these, and counted under callgrind they were
-    /// about 4 % of the server's instructions per call (docs/BENCHMARKS.md, sixth session).
+    /// about 4 % of the async thread's instructions per call (docs/BENCHMARKS.md, sixth session).
     pub fn to_hex(&self) -> String {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut text = [0u8; 64];

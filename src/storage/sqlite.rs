@@ -425,20 +425,30 @@ const REPLACED_INDEXES: &[&str] = &[
     "entries_statement",
 ];
 
+/// The `CREATE` statement of the table or index `name` (`kind` is `table` or `index`), if the
+/// database has it: what the upgrades below look at to tell an older layout.
+fn schema_sql(
+    conn: &rusqlite::Connection,
+    kind: &str,
+    name: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = ?1 AND name = ?2",
+            [kind, name],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 /// Fills `entry_keys` from the entries a database made before it holds, and drops the indexes
 /// it replaces; one transaction, so an interrupted upgrade is simply done again.
 fn upgrade_to_entry_keys(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
-    let names = REPLACED_INDEXES
-        .iter()
-        .map(|name| format!("'{name}'"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let old: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name IN ({names})"),
-        [],
-        |r| r.get(0),
-    )?;
-    if old == 0 {
+    let mut old = false;
+    for name in REPLACED_INDEXES {
+        old |= schema_sql(conn, "index", name)?.is_some();
+    }
+    if !old {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -483,12 +493,7 @@ fn upgrade_to_entry_keys(conn: &mut rusqlite::Connection) -> Result<(), StoreErr
 /// into `recent_keys` and drops it; one transaction, so an interrupted upgrade is simply done
 /// again.
 fn upgrade_pending_keys(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
-    let old: i64 = conn.query_row(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'pending_keys'",
-        [],
-        |r| r.get(0),
-    )?;
-    if old == 0 {
+    if schema_sql(conn, "table", "pending_keys")?.is_none() {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -626,13 +631,9 @@ impl Store for SqliteStore {
                 // Only the few entries that supersede another are indexed. The index used to
                 // hold every entry (a NULL key each), one more B-tree insert on every append;
                 // a lookup by digest (`supersedes_sha256 = ?`) can use the partial index.
-                let full_index: i64 = conn.query_row(
-                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' \
-                     AND name = 'entries_supersedes' AND sql NOT LIKE '%WHERE%'",
-                    [],
-                    |r| r.get(0),
-                )?;
-                if full_index > 0 {
+                if schema_sql(conn, "index", "entries_supersedes")?
+                    .is_some_and(|sql| !sql.contains("WHERE"))
+                {
                     conn.execute_batch("DROP INDEX entries_supersedes")?;
                 }
                 conn.execute_batch(

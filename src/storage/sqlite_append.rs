@@ -22,6 +22,7 @@ use rusqlite::{params, OptionalExtension, ToSql, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::core::manifest::Timestamp;
+use crate::core::merkle::Hash;
 use crate::storage::sqlite::{
     decode_key_run, encode_key_run, entry_keys_of, key_slice, open_connection, pending_key_count,
     read_state, ts,
@@ -331,17 +332,15 @@ impl Appender {
             // Leaves are not stored as nodes: each is its entry's `leaf_hash`, written above,
             // and `read_nodes` reads it from there. That is half of the nodes, one B-tree
             // insert per entry fewer.
-            let ids: Vec<(i64, i64)> = plan
+            let upper: Vec<(i64, i64, &Hash)> = plan
                 .nodes
                 .iter()
-                .map(|(id, _)| (i64::from(id.level), id.index as i64))
+                .filter(|(id, _)| id.level > 0)
+                .map(|(id, hash)| (i64::from(id.level), id.index as i64, hash))
                 .collect();
-            let nodes: Vec<[&dyn ToSql; 3]> = plan
-                .nodes
+            let nodes: Vec<[&dyn ToSql; 3]> = upper
                 .iter()
-                .zip(&ids)
-                .filter(|(_, (level, _))| *level > 0)
-                .map(|((_, hash), (level, index))| [level as &dyn ToSql, index, hash])
+                .map(|(level, index, hash)| [level as &dyn ToSql, index, hash])
                 .collect();
             insert_rows(
                 &tx,

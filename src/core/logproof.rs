@@ -4,6 +4,7 @@
 
 use crate::core::bundle::LogEntry;
 use crate::core::dsse::{decode_base64_any, Envelope};
+use crate::core::json_string::push_json_string;
 use crate::core::manifest::Timestamp;
 use crate::core::merkle::{leaf_hash, verify_consistency, verify_inclusion, Hash};
 use crate::core::note::{open_note, Checkpoint, NoteVerifier};
@@ -96,9 +97,9 @@ pub fn leaf_bytes(envelope: &Envelope, integrated_time: &str) -> Vec<u8> {
     // Member names in UTF-16 code unit order (RFC 8785 section 3.2.3): dsseEnvelope <
     // integratedTime; payload < payloadType < signatures; keyid < sig.
     out.extend_from_slice(b"{\"dsseEnvelope\":{\"payload\":");
-    push_jcs_string(&mut out, &envelope.payload);
+    push_json_string(&mut out, &envelope.payload);
     out.extend_from_slice(b",\"payloadType\":");
-    push_jcs_string(&mut out, &envelope.payload_type);
+    push_json_string(&mut out, &envelope.payload_type);
     out.extend_from_slice(b",\"signatures\":[");
     for (n, signature) in envelope.signatures.iter().enumerate() {
         if n > 0 {
@@ -107,52 +108,17 @@ pub fn leaf_bytes(envelope: &Envelope, integrated_time: &str) -> Vec<u8> {
         out.push(b'{');
         if let Some(keyid) = &signature.keyid {
             out.extend_from_slice(b"\"keyid\":");
-            push_jcs_string(&mut out, keyid);
+            push_json_string(&mut out, keyid);
             out.push(b',');
         }
         out.extend_from_slice(b"\"sig\":");
-        push_jcs_string(&mut out, &signature.sig);
+        push_json_string(&mut out, &signature.sig);
         out.push(b'}');
     }
     out.extend_from_slice(b"]},\"integratedTime\":");
-    push_jcs_string(&mut out, integrated_time);
+    push_json_string(&mut out, integrated_time);
     out.push(b'}');
     out
-}
-
-/// Appends `value` as a JSON string in RFC 8785 form (ECMAScript `JSON.stringify`): `"` and
-/// `\` escaped, the control characters as `\b \t \n \f \r` or `\u00xx` (lower-case
-/// hex), everything else as its UTF-8 bytes.
-fn push_jcs_string(out: &mut Vec<u8>, value: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
-    let bytes = value.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            0x08 => b"\\b",
-            b'\t' => b"\\t",
-            b'\n' => b"\\n",
-            0x0c => b"\\f",
-            b'\r' => b"\\r",
-            0x00..=0x1f => {
-                out.extend_from_slice(&bytes[start..i]);
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0xf)]);
-                start = i + 1;
-                continue;
-            }
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(escape);
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
 }
 
 /// Parses the pinned log keys of a trust store.

@@ -11,6 +11,7 @@ pub mod digest;
 pub mod dsse;
 pub mod embed;
 pub mod hygiene;
+pub(crate) mod json_string;
 pub mod keys;
 pub mod logproof;
 pub mod manifest;

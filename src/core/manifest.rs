@@ -371,6 +371,9 @@ pub type AuthorshipStatement = Statement<AuthorshipPredicate>;
 /// The longest any single text field of the predicate may be (bytes).
 pub const MAX_FIELD_BYTES: usize = 2048;
 
+/// The buffer a statement is serialized into starts this large: a typical payload fits.
+const PAYLOAD_CAPACITY: usize = 2048;
+
 impl AuthorshipStatement {
     /// Builds a statement about `subject_name`, with the subject digest taken from the
     /// predicate's text digest so the two can never disagree.
@@ -390,7 +393,12 @@ impl AuthorshipStatement {
 
     /// The payload bytes to sign (compact JSON).
     pub fn to_payload(&self) -> Result<Vec<u8>, ManifestError> {
-        serde_json::to_vec(self).map_err(|e| ManifestError::Malformed(e.to_string()))
+        // Room for a typical statement from the start (about 1.4 KB): growing from empty
+        // reallocated the buffer about eight times per signed article.
+        let mut payload = Vec::with_capacity(PAYLOAD_CAPACITY);
+        serde_json::to_writer(&mut payload, self)
+            .map_err(|e| ManifestError::Malformed(e.to_string()))?;
+        Ok(payload)
     }
 
     /// Parses verified payload bytes strictly and checks every rule of the predicate.

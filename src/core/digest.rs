@@ -55,6 +55,50 @@ pub enum DigestError {
     },
 }
 
+/// The value of each byte as a hex digit (either case), or `NOT_HEX`.
+const HEX_VALUES: [u8; 256] = {
+    let mut values = [NOT_HEX; 256];
+    let mut digit = 0;
+    while digit < 10 {
+        values[b'0' as usize + digit] = digit as u8;
+        digit += 1;
+    }
+    let mut letter = 0;
+    while letter < 6 {
+        values[b'a' as usize + letter] = 10 + letter as u8;
+        values[b'A' as usize + letter] = 10 + letter as u8;
+        letter += 1;
+    }
+    values
+};
+
+/// Marks a byte that is not a hex digit in [`HEX_VALUES`].
+const NOT_HEX: u8 = 0xff;
+
+/// The 32 bytes written as 64 hex digits (either case) in `hex_digits`, or `None` if it is
+/// anything else.
+///
+/// A table lookup per digit rather than `hex::decode_to_slice`: every `Sign` call decodes its
+/// two article digests, and the log decodes three digests per entry again for its index.
+pub(crate) fn decode_hex_32(hex_digits: &str) -> Option<[u8; 32]> {
+    let digits = hex_digits.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    let mut bad = 0u8;
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let (high, low) = (
+            HEX_VALUES[usize::from(pair[0])],
+            HEX_VALUES[usize::from(pair[1])],
+        );
+        // NOT_HEX has its high bit set, which no digit's value has.
+        bad |= high | low;
+        *byte = (high << 4) | (low & 0x0f);
+    }
+    (bad & 0x80 == 0).then_some(out)
+}
+
 impl FromStr for Sha256Digest {
     type Err = DigestError;
 
@@ -69,9 +113,7 @@ impl FromStr for Sha256Digest {
         {
             return Err(malformed());
         }
-        let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(|_| malformed())?;
-        Ok(Sha256Digest(out))
+        decode_hex_32(s).map(Sha256Digest).ok_or_else(malformed)
     }
 }
 
@@ -100,6 +142,36 @@ pub struct ArticleDigests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_decoding_agrees_with_the_hex_crate() {
+        let mut samples: Vec<String> = vec![
+            "00".repeat(32),
+            "ff".repeat(32),
+            "0123456789abcdefABCDEF".repeat(3)[..64].to_string(),
+            "0".repeat(63),
+            "0".repeat(65),
+            String::new(),
+        ];
+        // Every byte value in every position of an otherwise valid string.
+        for byte in 0u8..=255 {
+            for position in [0, 1, 31, 62, 63] {
+                let mut digits = b"a".repeat(64);
+                digits[position] = byte;
+                if let Ok(text) = String::from_utf8(digits) {
+                    samples.push(text);
+                }
+            }
+        }
+        samples.push(format!("{}\u{e9}", "a".repeat(62)));
+        for sample in samples {
+            let mut expected = [0u8; 32];
+            let expected = hex::decode_to_slice(&sample, &mut expected)
+                .ok()
+                .map(|()| expected);
+            assert_eq!(decode_hex_32(&sample), expected, "{sample:?}");
+        }
+    }
 
     #[test]
     fn parses_only_lowercase_hex_of_the_right_length() {

@@ -333,12 +333,7 @@ fn digest_key(digest: &Hash) -> i64 {
 
 /// The `entry_keys` key of a digest in hex, or `None` if it is not 64 hex digits.
 fn digest_key_hex(hex_digest: &str) -> Option<i64> {
-    if hex_digest.len() != 64 {
-        return None;
-    }
-    let mut bytes = [0u8; 32];
-    hex::decode_to_slice(hex_digest, &mut bytes).ok()?;
-    Some(digest_key(&bytes))
+    crate::core::digest::decode_hex_32(hex_digest).map(|bytes| digest_key(&bytes))
 }
 
 /// The key range (0..16) a key belongs to: its top four bits. Pending keys are stored, looked

@@ -666,7 +666,7 @@ async fn sqlite_upgrade_fills_entry_keys_from_old_entries() {
         let conn = raw_sqlite(&url);
         for sql in [
             "DROP TABLE entry_keys",
-            "DROP TABLE recent_keys",
+            "DROP TABLE recent_key_runs",
             "DROP TABLE pending_key_runs",
             "CREATE INDEX entries_text ON entries(text_sha256)",
             "CREATE INDEX entries_exact ON entries(exact_sha256)",
@@ -765,10 +765,11 @@ fn raw_sqlite(url: &str) -> rusqlite::Connection {
     conn
 }
 
-/// How many keys the pending runs hold (16 bytes per key).
-fn pending_key_count(conn: &rusqlite::Connection) -> i64 {
+/// How many keys the runs of `table` (`pending_key_runs` or `recent_key_runs`) hold (16
+/// bytes per key).
+fn keys_in_runs(conn: &rusqlite::Connection, table: &str) -> i64 {
     conn.query_row(
-        "SELECT COALESCE(SUM(length(keys)), 0) / 16 FROM pending_key_runs",
+        &format!("SELECT COALESCE(SUM(length(keys)), 0) / 16 FROM {table}"),
         [],
         |r| r.get(0),
     )
@@ -781,10 +782,11 @@ fn count_rows(conn: &rusqlite::Connection, table: &str) -> i64 {
         .unwrap()
 }
 
-/// The newest entries' keys wait in `pending_key_runs`, move into `recent_keys` once 8,192
-/// have gathered, and on into `entry_keys` once 65,536 have: an entry is found by every digest
-/// before, during and after the moves, exactly once, and a digest that shares only its first
-/// 8 bytes with a stored one finds nothing.
+/// The newest entries' keys wait in `pending_key_runs`, are merged into `recent_key_runs` once
+/// 8,192 have gathered, and move on into `entry_keys` once 65,536 have: an entry is found by
+/// every digest before, during and after the moves, exactly once, and a digest that shares
+/// only its first 8 bytes with a stored one finds nothing. Each recent run stays sorted,
+/// without repeats, and holds only keys of its own range.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
     let (_dir, url) = temp_sqlite_url();
@@ -798,7 +800,8 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
     };
     let conn = raw_sqlite(&url);
     // Batches of 256 entries (the sequencer's largest), 1,024 keys: enough of them for keys
-    // to reach `recent_keys` (past 8,192 pending) and then `entry_keys` (past 65,536 recent).
+    // to reach `recent_key_runs` (past 8,192 pending) and then `entry_keys` (past 65,536
+    // recent).
     const BATCH: usize = 256;
     let (mut seen_recent, mut seen_indexed) = (false, false);
     for batch in 0..96 {
@@ -810,8 +813,8 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
             )
             .await
             .unwrap();
-        let pending = pending_key_count(&conn);
-        let recent = count_rows(&conn, "recent_keys");
+        let pending = keys_in_runs(&conn, "pending_key_runs");
+        let recent = keys_in_runs(&conn, "recent_key_runs");
         let indexed = count_rows(&conn, "entry_keys");
         assert_eq!(
             pending + recent + indexed,
@@ -825,6 +828,10 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
         assert!(
             recent <= 65536 + 16 * 1024,
             "recent keys move on in slices, one per append: {recent}"
+        );
+        assert!(
+            count_rows(&conn, "recent_key_runs") <= 64,
+            "one run per key range"
         );
         seen_recent |= recent > 0;
         seen_indexed |= indexed > 0;
@@ -841,8 +848,35 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
     }
     assert!(
         seen_recent && seen_indexed,
-        "24,576 entries' keys moved into recent_keys and on into entry_keys"
+        "24,576 entries' keys moved into recent_key_runs and on into entry_keys"
     );
+    let runs: Vec<(i64, Vec<u8>)> = conn
+        .prepare("SELECT slice, keys FROM recent_key_runs")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!runs.is_empty());
+    for (slice, blob) in runs {
+        let pairs: Vec<(i64, i64)> = blob
+            .chunks_exact(16)
+            .map(|p| {
+                let word = |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap());
+                (word(&p[..8]), word(&p[8..]))
+            })
+            .collect();
+        assert!(
+            pairs.windows(2).all(|w| w[0] < w[1]),
+            "run {slice} is sorted without repeats"
+        );
+        assert!(
+            pairs
+                .iter()
+                .all(|&(key, _)| ((key as u64) >> 58) as i64 == slice),
+            "run {slice} holds only its own range's keys"
+        );
+    }
     // Same first 8 bytes as entry 5's text digest, different rest: not a match.
     let mut near = digest(5, 0);
     near.replace_range(60.., "ffff");
@@ -854,10 +888,10 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
 }
 
 /// A file whose pending keys are rows of the older `pending_keys` table (one row per key) is
-/// upgraded when migrated: its keys move into `recent_keys`, the old table is dropped, and
+/// upgraded when migrated: its keys move into `entry_keys`, the old table is dropped, and
 /// every entry is still found by its digests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_upgrade_moves_old_pending_keys_into_recent_keys() {
+async fn sqlite_upgrade_moves_old_pending_keys_into_the_index() {
     let (_dir, url) = sqlite_file_with_entries(6).await;
     let mut old_rows = 0;
     {
@@ -897,12 +931,67 @@ async fn sqlite_upgrade_moves_old_pending_keys_into_recent_keys() {
         )
         .unwrap();
     assert_eq!(tables, 0, "the old table is dropped");
-    assert_eq!(count_rows(&conn, "recent_keys"), old_rows);
+    assert_eq!(count_rows(&conn, "entry_keys"), old_rows);
     for n in 0..6u64 {
         let found = old.lookup_text(&format!("{:064x}", n)).await.unwrap();
         assert_eq!(found.iter().map(|e| e.index).collect::<Vec<_>>(), vec![n]);
         let entry = old.entry(n).await.unwrap().unwrap();
         assert_eq!(index_of_own_leaf(&old, &entry).await, Some(n));
+    }
+}
+
+/// A file whose recent keys are rows of the older `recent_keys` B-tree is upgraded when
+/// migrated: its keys move into `entry_keys`, the old table is dropped, every entry is still
+/// found by its digests, and later appends run on the new layout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_upgrade_moves_old_recent_keys_into_the_index() {
+    let (_dir, url) = sqlite_file_with_entries(6).await;
+    let old_rows;
+    {
+        // Put the pending keys where the old layout kept recent keys.
+        let conn = raw_sqlite(&url);
+        conn.execute_batch(
+            "CREATE TABLE recent_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL, \
+             PRIMARY KEY (key, idx)) WITHOUT ROWID; \
+             DROP TABLE recent_key_runs",
+        )
+        .unwrap();
+        let runs: Vec<Vec<u8>> = conn
+            .prepare("SELECT keys FROM pending_key_runs")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for pair in runs.concat().chunks_exact(16) {
+            let word = |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap());
+            conn.execute(
+                "INSERT INTO recent_keys (key, idx) VALUES (?1, ?2)",
+                [word(&pair[..8]), word(&pair[8..])],
+            )
+            .unwrap();
+        }
+        old_rows = count_rows(&conn, "recent_keys");
+        assert!(old_rows >= 12, "the old table holds every entry's keys");
+        conn.execute_batch("DELETE FROM pending_key_runs").unwrap();
+    }
+    let upgraded = <SqliteStore as Backend>::open(&url).await;
+    let conn = raw_sqlite(&url);
+    let tables: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'recent_keys'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "the old table is dropped");
+    assert_eq!(count_rows(&conn, "entry_keys"), old_rows);
+    upgraded.append(vec![pending(6)], time(1)).await.unwrap();
+    for n in 0..7u64 {
+        let found = upgraded.lookup_text(&format!("{:064x}", n)).await.unwrap();
+        assert_eq!(found.iter().map(|e| e.index).collect::<Vec<_>>(), vec![n]);
+        let entry = upgraded.entry(n).await.unwrap().unwrap();
+        assert_eq!(index_of_own_leaf(&upgraded, &entry).await, Some(n));
     }
 }
 

@@ -29,17 +29,20 @@ const SCHEMA: &[&str] = &[
     // four indexes of 64-character strings. A match is confirmed against the full digest in
     // `entries`, so a shared prefix never returns a wrong entry.
     "CREATE TABLE IF NOT EXISTS entry_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (key, idx)) WITHOUT ROWID",
-    // The newest entries' keys, not yet in `recent_keys` or `entry_keys`: one row per append
-    // and key range (the key's top four bits, `slice`), holding that append's keys of the
-    // range as one blob of (key, index) pairs (`encode_key_run`). An append writes at most
+    // The newest entries' keys, not yet in `recent_key_runs` or `entry_keys`: one row per
+    // append and key range (the key's top four bits, `slice`), holding that append's keys of
+    // the range as one blob of (key, index) pairs (`encode_key_run`). An append writes at most
     // sixteen small rows instead of four rows per entry; a lookup reads the runs of its key's
-    // range; a move deletes one range's runs and inserts their keys into `recent_keys` in key
-    // order, once `PENDING_KEYS_LIMIT` keys are pending (see `sqlite_append`).
+    // range; a move deletes one range's runs and merges their keys into `recent_key_runs`,
+    // once `PENDING_KEYS_LIMIT` keys are pending (see `sqlite_append`).
     "CREATE TABLE IF NOT EXISTS pending_key_runs (slice INTEGER NOT NULL, first_idx INTEGER NOT NULL, keys BLOB NOT NULL, PRIMARY KEY (slice, first_idx)) WITHOUT ROWID",
-    // Keys on their way from `pending_key_runs` to `entry_keys`, a B-tree a few times larger
-    // than the pending keys rather than the size of the log; moved on in sorted key ranges
-    // once it holds `RECENT_KEYS_LIMIT` rows (see `sqlite_append`).
-    "CREATE TABLE IF NOT EXISTS recent_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (key, idx)) WITHOUT ROWID",
+    // Keys on their way from `pending_key_runs` to `entry_keys`: one row per key range (the
+    // key's top six bits, `slice`), its keys one sorted blob of (key, index) pairs. A move
+    // from the pending runs merges into four of these blobs; once they hold
+    // `RECENT_KEYS_LIMIT` keys, a move takes one whole row into `entry_keys` in key order
+    // (see `sqlite_append`). Until the seventh session this tier was a B-tree, `recent_keys`,
+    // and each key cost an insert and a delete in it on top of its insert in `entry_keys`.
+    "CREATE TABLE IF NOT EXISTS recent_key_runs (slice INTEGER PRIMARY KEY, keys BLOB NOT NULL)",
     "CREATE UNIQUE INDEX IF NOT EXISTS entries_idempotency ON entries(publisher, idempotency_key) WHERE idempotency_key IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS tree_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL)",
@@ -238,12 +241,8 @@ impl SqliteStore {
         let digest = digest.to_string();
         self.pool
             .run(move |conn| {
-                let pending = pending_candidates(conn, key)?;
-                query_entries(
-                    conn,
-                    column.lookup_sql(),
-                    params![key, key, pending, digest],
-                )
+                let unindexed = unindexed_candidates(conn, key)?;
+                query_entries(conn, column.lookup_sql(), params![key, unindexed, digest])
             })
             .await
     }
@@ -276,14 +275,13 @@ fn query_entries(
     Ok(entries)
 }
 
-/// The entries whose keys include the key bound twice, from the index and from
-/// `recent_keys`, and the pending entries whose indexes are bound as a JSON array (found by
-/// [`pending_candidates`]). A macro so that the queries below are constant strings, built at
+/// The entries whose keys include the key bound first, from the index, and the entries not
+/// yet in the index whose indexes are bound next as a JSON array (found by
+/// [`unindexed_candidates`]). A macro so that the queries below are constant strings, built at
 /// compile time rather than on every lookup.
 macro_rules! candidates {
     () => {
-        "SELECT idx FROM entry_keys WHERE key = ? UNION ALL SELECT idx FROM recent_keys WHERE key = ? \
-         UNION ALL SELECT value FROM json_each(?)"
+        "SELECT idx FROM entry_keys WHERE key = ? UNION ALL SELECT value FROM json_each(?)"
     };
 }
 
@@ -298,8 +296,8 @@ macro_rules! entries_where {
     };
 }
 
-/// Entries with a digest in `$column` (the candidates' key bound twice, the pending
-/// candidates, then the digest).
+/// Entries with a digest in `$column` (the candidates' key, the unindexed candidates, then
+/// the digest).
 macro_rules! lookup_by_digest {
     ($column:literal) => {
         entries_where!("idx IN (", candidates!(), ") AND ", $column, " = ?")
@@ -339,13 +337,31 @@ fn digest_key_hex(hex_digest: &str) -> Option<i64> {
 /// The key range (0..16) a key belongs to: its top four bits. Pending keys are stored, looked
 /// up and moved on one range at a time.
 pub(super) fn key_slice(key: i64) -> i64 {
-    ((key as u64) >> 60) as i64
+    top_bits(key, PENDING_SLICE_BITS)
 }
 
-/// The bytes of one (key, index) pair in a `pending_key_runs` blob.
+/// The key range (0..64) of `recent_key_runs` a key belongs to: its top six bits.
+pub(super) fn recent_slice(key: i64) -> i64 {
+    top_bits(key, RECENT_SLICE_BITS)
+}
+
+/// Into how many key ranges the pending keys are cut (by the key's top four bits, as they are
+/// stored). See `sqlite_append` for why.
+pub(super) const PENDING_SLICE_BITS: u32 = 4;
+
+/// Into how many key ranges `recent_key_runs` is cut (by the key's top six bits: 64).
+pub(super) const RECENT_SLICE_BITS: u32 = 6;
+
+/// The top `bits` bits (1..64) of a key as it is stored, read unsigned: the number of its range
+/// when keys are cut into `2^bits` ranges.
+fn top_bits(key: i64, bits: u32) -> i64 {
+    ((key as u64) >> (64 - bits)) as i64
+}
+
+/// The bytes of one (key, index) pair in a key run (of `pending_key_runs` or `recent_key_runs`).
 const KEY_PAIR_BYTES: usize = 16;
 
-/// A `pending_key_runs` blob: each (key, index) pair as two big-endian 8-byte integers.
+/// A key run (a blob of `pending_key_runs` or `recent_key_runs`): each (key, index) pair as two big-endian 8-byte integers.
 pub(super) fn encode_key_run(pairs: &[(i64, i64)]) -> Vec<u8> {
     let mut blob = Vec::with_capacity(pairs.len() * KEY_PAIR_BYTES);
     for (key, idx) in pairs {
@@ -355,13 +371,13 @@ pub(super) fn encode_key_run(pairs: &[(i64, i64)]) -> Vec<u8> {
     blob
 }
 
-/// The (key, index) pairs of a `pending_key_runs` blob.
+/// The (key, index) pairs of a key run.
 pub(super) fn decode_key_run(
     blob: &[u8],
 ) -> Result<impl Iterator<Item = (i64, i64)> + '_, StoreError> {
     if blob.len() % KEY_PAIR_BYTES != 0 {
         return Err(StoreError::Corrupt(format!(
-            "a pending key run is {} bytes, not a multiple of {KEY_PAIR_BYTES}",
+            "a key run is {} bytes, not a multiple of {KEY_PAIR_BYTES}",
             blob.len()
         )));
     }
@@ -372,29 +388,41 @@ pub(super) fn decode_key_run(
     }))
 }
 
-/// How many keys the pending runs hold, from their blobs' lengths.
-pub(super) fn pending_key_count(conn: &rusqlite::Connection) -> Result<i64, StoreError> {
+/// How many keys the runs of `table` (`pending_key_runs` or `recent_key_runs`: a name from
+/// this module, never input) hold, from their blobs' lengths.
+pub(super) fn keys_in_runs(conn: &rusqlite::Connection, table: &str) -> Result<i64, StoreError> {
     Ok(conn.query_row(
-        &format!("SELECT COALESCE(SUM(length(keys)), 0) / {KEY_PAIR_BYTES} FROM pending_key_runs"),
+        &format!("SELECT COALESCE(SUM(length(keys)), 0) / {KEY_PAIR_BYTES} FROM {table}"),
         [],
         |r| r.get(0),
     )?)
 }
 
-/// The indexes of pending entries with `key`, as the JSON array [`candidates!`] binds: read
-/// from the runs of the key's range only, a sixteenth of what is pending.
-fn pending_candidates(conn: &rusqlite::Connection, key: i64) -> Result<String, StoreError> {
-    let mut statement =
-        conn.prepare_cached("SELECT keys FROM pending_key_runs WHERE slice = ?1")?;
-    let mut rows = statement.query([key_slice(key)])?;
+/// The indexes of the entries with `key` that are not in `entry_keys` yet, as the JSON array
+/// [`candidates!`] binds: read from the pending runs of the key's range (a sixteenth of what
+/// is pending) and from the one recent run of its range.
+fn unindexed_candidates(conn: &rusqlite::Connection, key: i64) -> Result<String, StoreError> {
     let mut found = Vec::new();
-    while let Some(row) = rows.next()? {
-        let blob = row.get_ref(0)?.as_blob()?;
-        found.extend(
-            decode_key_run(blob)?
-                .filter(|&(k, _)| k == key)
-                .map(|(_, idx)| idx.to_string()),
-        );
+    for (sql, slice) in [
+        (
+            "SELECT keys FROM pending_key_runs WHERE slice = ?1",
+            key_slice(key),
+        ),
+        (
+            "SELECT keys FROM recent_key_runs WHERE slice = ?1",
+            recent_slice(key),
+        ),
+    ] {
+        let mut statement = conn.prepare_cached(sql)?;
+        let mut rows = statement.query([slice])?;
+        while let Some(row) = rows.next()? {
+            let blob = row.get_ref(0)?.as_blob()?;
+            found.extend(
+                decode_key_run(blob)?
+                    .filter(|&(k, _)| k == key)
+                    .map(|(_, idx)| idx.to_string()),
+            );
+        }
     }
     Ok(format!("[{}]", found.join(",")))
 }
@@ -484,19 +512,23 @@ fn upgrade_to_entry_keys(conn: &mut rusqlite::Connection) -> Result<(), StoreErr
     Ok(())
 }
 
-/// Moves the keys of a `pending_keys` table (one row per key, before `pending_key_runs`)
-/// into `recent_keys` and drops it; one transaction, so an interrupted upgrade is simply done
-/// again.
-fn upgrade_pending_keys(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
-    if schema_sql(conn, "table", "pending_keys")?.is_none() {
-        return Ok(());
+/// Moves the keys of the key tables of older layouts into `entry_keys` and drops the tables:
+/// `pending_keys` (one row per key, before `pending_key_runs`) and `recent_keys` (a B-tree,
+/// before `recent_key_runs`). Each in one transaction, so an interrupted upgrade is simply
+/// done again. Either holds at most a few tens of thousands of keys.
+fn upgrade_key_tables(conn: &mut rusqlite::Connection) -> Result<(), StoreError> {
+    for table in ["pending_keys", "recent_keys"] {
+        if schema_sql(conn, "table", table)?.is_none() {
+            continue;
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(&format!(
+            "INSERT OR IGNORE INTO entry_keys (key, idx) SELECT key, idx FROM {table} ORDER BY key, idx; \
+             DROP TABLE {table};"
+        ))?;
+        tx.commit()?;
+        tracing::info!("SQLite: the keys of {table} moved into entry_keys");
     }
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute_batch(
-        "INSERT OR IGNORE INTO recent_keys (key, idx) SELECT key, idx FROM pending_keys ORDER BY key, idx; \
-         DROP TABLE pending_keys;",
-    )?;
-    tx.commit()?;
     Ok(())
 }
 
@@ -636,7 +668,7 @@ impl Store for SqliteStore {
                      WHERE supersedes_sha256 IS NOT NULL",
                 )?;
                 upgrade_to_entry_keys(conn)?;
-                upgrade_pending_keys(conn)
+                upgrade_key_tables(conn)
             })
             .await
     }
@@ -828,14 +860,14 @@ impl Store for SqliteStore {
         let hash = *hash;
         self.pool
             .run(move |conn| {
-                let pending = pending_candidates(conn, key)?;
+                let unindexed = unindexed_candidates(conn, key)?;
                 let idx: Option<i64> = conn
                     .prepare_cached(concat!(
                         "SELECT idx FROM entries WHERE idx IN (",
                         candidates!(),
                         ") AND leaf_hash = ? ORDER BY idx LIMIT 1"
                     ))?
-                    .query_row(params![key, key, pending, &hash[..]], |r| r.get(0))
+                    .query_row(params![key, unindexed, &hash[..]], |r| r.get(0))
                     .optional()?;
                 Ok(idx.map(|i| i as u64))
             })

@@ -24,46 +24,50 @@ use tokio::sync::oneshot;
 use crate::core::manifest::Timestamp;
 use crate::core::merkle::Hash;
 use crate::storage::sqlite::{
-    decode_key_run, encode_key_run, entry_keys_of, key_slice, open_connection, pending_key_count,
-    read_state, ts,
+    decode_key_run, encode_key_run, entry_keys_of, key_slice, keys_in_runs, open_connection,
+    read_state, recent_slice, ts, PENDING_SLICE_BITS, RECENT_SLICE_BITS,
 };
 use crate::storage::{
     idempotency_keys, plan_append, BatchResult, BatchSlots, CheckpointRow, LogState, PendingEntry,
     StoreError,
 };
 
-/// How many keys `pending_key_runs` collects before they are moved on into `recent_keys`
+/// How many keys `pending_key_runs` collects before they are moved on into `recent_key_runs`
 /// (about 2,000 entries' worth). A key inserted straight into a B-tree larger than a batch
 /// dirties a page of its own, so a batch of n entries would rewrite up to 4n index pages;
 /// moved thousands at a time, in key order, keys share pages.
 const PENDING_KEYS_LIMIT: i64 = 8192;
 
-/// How many keys `recent_keys` holds before its key ranges start moving into `entry_keys`.
+/// How many keys `recent_key_runs` holds before its key ranges start moving into `entry_keys`.
 ///
 /// A move of k sorted keys into a B-tree of P pages rewrites about min(k, P) pages. Moving
 /// pending keys straight into `entry_keys` put a few hundred keys into a table of millions:
 /// about one page per key, 8 KB written (and later checkpointed) for every 20-byte key, which
 /// made the index the largest part of the log's writes a few seconds into a load test. Two
-/// steps keep both ratios small: a slice of the pending keys lands in `recent_keys`, which is
-/// only eight times larger, and a slice of `recent_keys` (thousands of keys) lands in the same
-/// key range of `entry_keys`.
+/// steps keep both ratios small: a slice of the pending keys is merged into the recent runs,
+/// which hold eight times as many keys, and a recent run (a thousand keys or so) lands in the
+/// same key range of `entry_keys`.
+///
+/// The recent keys were a B-tree (`recent_keys`) until the seventh session. Each key then cost
+/// an insert and a delete there on top of its insert into `entry_keys`; in a build that never
+/// moved keys at all, SignStream used about 14 % less server CPU per call. As sorted runs,
+/// the recent tier costs a merge of blobs instead, and a key's only B-tree insert is the
+/// one into `entry_keys`.
 const RECENT_KEYS_LIMIT: i64 = 8 * PENDING_KEYS_LIMIT;
 
-/// Into how many key ranges the pending keys are cut (by the key's top four bits, as they are
-/// stored: see `key_slice`). Whenever [`PENDING_KEYS_LIMIT`] keys are pending, an append moves
-/// the next range in rotation, which by then has gathered about a sixteenth of them: the moved
-/// keys still share pages, and the moves are spread evenly over the appends. Moving all
-/// sixteen ranges in sixteen consecutive appends made a burst of slow commits every few
-/// thousand entries, and set the p99 at half load; moving everything in one append held that
-/// batch for 20–30 ms.
-const PENDING_SLICE_BITS: u32 = 4;
-
-/// Into how many key ranges `recent_keys` is cut for moving (by the key's top six bits: 64).
-/// A move's cost per key depends only on how much larger `entry_keys` is than `recent_keys`,
-/// not on the slice, so finer slices cost no throughput; what they change is how long one
-/// append is held. Cut in sixteen, a move took 7,000–10,000 keys and held its batch for about
-/// 9 ms, several times a second at half load, which set the p99 there.
-const RECENT_SLICE_BITS: u32 = 6;
+// The key ranges ([`PENDING_SLICE_BITS`], by the key's top four bits, as the keys are
+// stored: see `key_slice`). Whenever [`PENDING_KEYS_LIMIT`] keys are pending, an append moves
+// the next range in rotation, which by then has gathered about a sixteenth of them: the moves
+// are spread evenly over the appends. Moving all sixteen ranges in sixteen consecutive appends
+// made a burst of slow commits every few thousand entries, and set the p99 at half load;
+// moving everything in one append held that batch for 20–30 ms.
+//
+// The recent runs are cut finer ([`RECENT_SLICE_BITS`], 64 ranges), and a pending range
+// covers exactly four of them. A move's cost per key depends only on how much larger
+// `entry_keys` is than the recent tier, not on the range, so finer ranges cost no throughput;
+// what they change is how long one append is held. Cut in sixteen, a move took 7,000–10,000
+// keys and held its batch for about 9 ms, several times a second at half load, which set the
+// p99 there.
 
 /// How often the background thread copies the WAL into the database. Each copy shares the one
 /// core with the calls and the appends, and ends with an `fsync` of the database file on the
@@ -167,7 +171,7 @@ struct Appender {
     /// The log's state after this connection's last commit, and the `data_version` it saw
     /// then: still current while no other connection has committed.
     cached: Option<(i64, LogState)>,
-    /// How full the pending keys and `recent_keys` are; `None` until the first append counts
+    /// How full the pending and the recent key runs are; `None` until the first append counts
     /// them.
     tiers: Option<KeyTiers>,
 }
@@ -303,12 +307,8 @@ impl Appender {
         let mut tiers = match self.tiers {
             Some(tiers) => tiers,
             None => KeyTiers {
-                pending: TierFill::holding(pending_key_count(&tx)?),
-                recent: TierFill::holding(tx.query_row(
-                    "SELECT COUNT(*) FROM recent_keys",
-                    [],
-                    |r| r.get(0),
-                )?),
+                pending: TierFill::holding(keys_in_runs(&tx, "pending_key_runs")?),
+                recent: TierFill::holding(keys_in_runs(&tx, "recent_key_runs")?),
             },
         };
         if let Some(first_idx) = plan.rows.first().map(|row| row.index as i64) {
@@ -363,9 +363,10 @@ impl Appender {
     }
 }
 
-/// Moves the pending keys whose top four bits are `slice` into `recent_keys`, in key order;
-/// returns how many keys left the pending runs. The runs of one range are a contiguous run
-/// of `pending_key_runs`' primary key, so finding them reads only their own pages.
+/// Moves the pending keys whose top four bits are `slice` into the recent runs of the same
+/// key range (four of them), merged in key order; returns how many keys left the pending runs.
+/// The runs of one range are a contiguous run of `pending_key_runs`' primary key, so finding
+/// them reads only their own pages.
 fn move_pending_slice(tx: &rusqlite::Transaction<'_>, slice: i64) -> Result<i64, StoreError> {
     let mut keys = Vec::new();
     {
@@ -376,29 +377,39 @@ fn move_pending_slice(tx: &rusqlite::Transaction<'_>, slice: i64) -> Result<i64,
             keys.extend(decode_key_run(run.get_ref(0)?.as_blob()?)?);
         }
     }
-    insert_sorted(tx, "recent_keys", keys)
+    let moved = keys.len() as i64;
+    keys.sort_unstable();
+    let mut read = tx.prepare_cached("SELECT keys FROM recent_key_runs WHERE slice = ?1")?;
+    let mut write =
+        tx.prepare_cached("INSERT OR REPLACE INTO recent_key_runs (slice, keys) VALUES (?1, ?2)")?;
+    for group in keys.chunk_by(|a, b| recent_slice(a.0) == recent_slice(b.0)) {
+        let recent = recent_slice(group[0].0);
+        let mut merged: Vec<(i64, i64)> = match read
+            .query_row([recent], |r| r.get::<_, Vec<u8>>(0))
+            .optional()?
+        {
+            Some(blob) => decode_key_run(&blob)?.collect(),
+            None => Vec::new(),
+        };
+        merged.extend_from_slice(group);
+        merged.sort_unstable();
+        merged.dedup();
+        write.execute(params![recent, encode_key_run(&merged)])?;
+    }
+    Ok(moved)
 }
 
-/// Moves the keys of `recent_keys` whose top [`RECENT_SLICE_BITS`] bits are `slice` into
-/// `entry_keys`, in key order; returns how many rows left `recent_keys`. The range is a
-/// contiguous run of the table's primary key, so finding it reads only its own pages.
+/// Moves the recent run of key range `slice` (of [`RECENT_SLICE_BITS`]) into `entry_keys`;
+/// returns how many keys it held.
 fn move_recent_slice(tx: &rusqlite::Transaction<'_>, slice: i64) -> Result<i64, StoreError> {
-    let (low, high) = slice_bounds(slice, RECENT_SLICE_BITS);
-    let keys = tx
-        .prepare_cached("DELETE FROM recent_keys WHERE key BETWEEN ?1 AND ?2 RETURNING key, idx")?
-        .query_map([low, high], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    insert_sorted(tx, "entry_keys", keys)
-}
-
-/// The smallest and largest key whose top `bits` bits (1..64) are `slice`. Within one such
-/// range the keys, read as signed integers, are contiguous, so `BETWEEN` selects it exactly.
-fn slice_bounds(slice: i64, bits: u32) -> (i64, i64) {
-    let shift = 64 - bits;
-    let low = ((slice as u64) << shift) as i64;
-    (low, low | (((1u64 << shift) - 1) as i64))
+    let run = tx
+        .prepare_cached("DELETE FROM recent_key_runs WHERE slice = ?1 RETURNING keys")?
+        .query_row([slice], |r| r.get::<_, Vec<u8>>(0))
+        .optional()?;
+    match run {
+        Some(blob) => insert_sorted(tx, "entry_keys", decode_key_run(&blob)?.collect()),
+        None => Ok(0),
+    }
 }
 
 /// How many (key, index) rows one `INSERT` of a move writes. A statement per row paid the
@@ -413,9 +424,10 @@ const ENTRIES_PER_INSERT: usize = 16;
 /// How many tree nodes one `INSERT` writes (a batch completes about one per entry).
 const NODES_PER_INSERT: usize = 64;
 
-/// Inserts `keys` into the key table `table` (`recent_keys` or `entry_keys`: a name from this
-/// module, never input) in key order, so that neighbouring keys share pages; a key already
-/// there is left alone. Returns how many keys there were before duplicates were dropped.
+/// Inserts `keys` into the key table `table` (`entry_keys`, or a table of a unit test: a name
+/// from this module, never input) in key order, so that neighbouring keys share pages; a key
+/// already there is left alone. Returns how many keys there were before duplicates were
+/// dropped.
 pub(super) fn insert_sorted(
     tx: &rusqlite::Transaction<'_>,
     table: &str,
@@ -466,8 +478,8 @@ fn insert_rows<const N: usize>(
 
 #[cfg(test)]
 mod tests {
-    use super::{insert_rows, insert_sorted, slice_bounds, PENDING_SLICE_BITS, RECENT_SLICE_BITS};
-    use crate::storage::sqlite::{decode_key_run, encode_key_run, key_slice};
+    use super::{insert_rows, insert_sorted, PENDING_SLICE_BITS, RECENT_SLICE_BITS};
+    use crate::storage::sqlite::{decode_key_run, encode_key_run, key_slice, recent_slice};
     use crate::storage::StoreError;
 
     /// A pending run's blob gives back the pairs it was made of, negative keys included, and
@@ -497,7 +509,7 @@ mod tests {
         let mut conn = rusqlite::Connection::open_in_memory().unwrap();
         conn.execute_batch(
             "CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT NOT NULL); \
-             CREATE TABLE recent_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL, \
+             CREATE TABLE entry_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL, \
              PRIMARY KEY (key, idx)) WITHOUT ROWID",
         )
         .unwrap();
@@ -522,21 +534,27 @@ mod tests {
         let expected: Vec<(i64, String)> = (0..next).map(|n| (n, format!("row {n}"))).collect();
         assert_eq!(written, expected);
         let keys: Vec<(i64, i64)> = (0..200).map(|n| (n % 150 - 75, n % 150)).collect();
-        assert_eq!(
-            insert_sorted(&tx, "recent_keys", keys.clone()).unwrap(),
-            200
-        );
-        assert_eq!(insert_sorted(&tx, "recent_keys", keys).unwrap(), 200);
+        assert_eq!(insert_sorted(&tx, "entry_keys", keys.clone()).unwrap(), 200);
+        assert_eq!(insert_sorted(&tx, "entry_keys", keys).unwrap(), 200);
         let stored: i64 = tx
-            .query_row("SELECT COUNT(*) FROM recent_keys", [], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM entry_keys", [], |r| r.get(0))
             .unwrap();
         assert_eq!(stored, 150);
     }
 
-    /// Every key falls in exactly the slice its top bits name, and the slices' bounds cover
-    /// the whole signed range without overlap, for the pending and the recent cuts.
+    /// The smallest and largest key whose top `bits` bits (1..64) are `slice`.
+    fn slice_bounds(slice: i64, bits: u32) -> (i64, i64) {
+        let shift = 64 - bits;
+        let low = ((slice as u64) << shift) as i64;
+        (low, low | (((1u64 << shift) - 1) as i64))
+    }
+
+    /// Every key falls in exactly the slice its top bits name, and the slices cover the whole
+    /// signed range as contiguous intervals without overlap, for the pending and the recent
+    /// cuts; a pending range holds exactly four recent ranges, the ones a pending move merges
+    /// into.
     #[test]
-    fn slice_bounds_hold_exactly_the_keys_of_their_top_bits() {
+    fn key_ranges_are_contiguous_and_nest() {
         for bits in [PENDING_SLICE_BITS, RECENT_SLICE_BITS] {
             let top_bits = |key: i64| ((key as u64) >> (64 - bits)) as i64;
             for key in [
@@ -571,10 +589,21 @@ mod tests {
                 assert_eq!((top_bits(low), top_bits(high)), (slice, slice));
             }
         }
-        // The pending cut is the one the pending runs are stored by.
-        for key in [i64::MIN, -1, 0, 1 << 60, i64::MAX] {
+        // The cuts are the ones the runs are stored by, and they nest.
+        for key in [
+            i64::MIN,
+            -(1 << 58) - 1,
+            -1,
+            0,
+            (1 << 58) - 1,
+            1 << 60,
+            i64::MAX,
+        ] {
             let (low, high) = slice_bounds(key_slice(key), PENDING_SLICE_BITS);
             assert!((low..=high).contains(&key));
+            let (low, high) = slice_bounds(recent_slice(key), RECENT_SLICE_BITS);
+            assert!((low..=high).contains(&key));
+            assert_eq!(recent_slice(key) >> 2, key_slice(key), "{key:#x}");
         }
     }
 }

@@ -55,20 +55,6 @@ const PENDING_KEYS_LIMIT: i64 = 8192;
 /// one into `entry_keys`.
 const RECENT_KEYS_LIMIT: i64 = 8 * PENDING_KEYS_LIMIT;
 
-// The key ranges ([`PENDING_SLICE_BITS`], by the key's top four bits, as the keys are
-// stored: see `key_slice`). Whenever [`PENDING_KEYS_LIMIT`] keys are pending, an append moves
-// the next range in rotation, which by then has gathered about a sixteenth of them: the moves
-// are spread evenly over the appends. Moving all sixteen ranges in sixteen consecutive appends
-// made a burst of slow commits every few thousand entries, and set the p99 at half load;
-// moving everything in one append held that batch for 20–30 ms.
-//
-// The recent runs are cut finer ([`RECENT_SLICE_BITS`], 64 ranges), and a pending range
-// covers exactly four of them. A move's cost per key depends only on how much larger
-// `entry_keys` is than the recent tier, not on the range, so finer ranges cost no throughput;
-// what they change is how long one append is held. Cut in sixteen, a move took 7,000–10,000
-// keys and held its batch for about 9 ms, several times a second at half load, which set the
-// p99 there.
-
 /// How often the background thread copies the WAL into the database. Each copy shares the one
 /// core with the calls and the appends, and ends with an `fsync` of the database file on the
 /// device the commits sync to; at 250 ms each copy was two and a half times larger, and the

@@ -765,6 +765,26 @@ fn raw_sqlite(url: &str) -> rusqlite::Connection {
     conn
 }
 
+/// The (key, index) pairs of a key run's blob (two big-endian 8-byte integers each).
+fn key_pairs(blob: &[u8]) -> Vec<(i64, i64)> {
+    let word = |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap());
+    blob.chunks_exact(16)
+        .map(|pair| (word(&pair[..8]), word(&pair[8..])))
+        .collect()
+}
+
+/// Every (key, index) pair the pending runs hold, for a test to put into an older layout.
+fn pending_pairs(conn: &rusqlite::Connection) -> Vec<(i64, i64)> {
+    let runs: Vec<Vec<u8>> = conn
+        .prepare("SELECT keys FROM pending_key_runs")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    key_pairs(&runs.concat())
+}
+
 /// How many keys the runs of `table` (`pending_key_runs` or `recent_key_runs`) hold (16
 /// bytes per key).
 fn keys_in_runs(conn: &rusqlite::Connection, table: &str) -> i64 {
@@ -859,13 +879,7 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
         .unwrap();
     assert!(!runs.is_empty());
     for (slice, blob) in runs {
-        let pairs: Vec<(i64, i64)> = blob
-            .chunks_exact(16)
-            .map(|p| {
-                let word = |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap());
-                (word(&p[..8]), word(&p[8..]))
-            })
-            .collect();
+        let pairs = key_pairs(&blob);
         assert!(
             pairs.windows(2).all(|w| w[0] < w[1]),
             "run {slice} is sorted without repeats"
@@ -901,18 +915,10 @@ async fn sqlite_upgrade_moves_old_pending_keys_into_the_index() {
             "CREATE TABLE pending_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL)",
         )
         .unwrap();
-        let runs: Vec<Vec<u8>> = conn
-            .prepare("SELECT keys FROM pending_key_runs")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        for pair in runs.concat().chunks_exact(16) {
-            let word = |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap());
+        for (key, idx) in pending_pairs(&conn) {
             conn.execute(
                 "INSERT INTO pending_keys (key, idx) VALUES (?1, ?2)",
-                [word(&pair[..8]), word(&pair[8..])],
+                [key, idx],
             )
             .unwrap();
             old_rows += 1;
@@ -956,18 +962,10 @@ async fn sqlite_upgrade_moves_old_recent_keys_into_the_index() {
              DROP TABLE recent_key_runs",
         )
         .unwrap();
-        let runs: Vec<Vec<u8>> = conn
-            .prepare("SELECT keys FROM pending_key_runs")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        for pair in runs.concat().chunks_exact(16) {
-            let word = |b: &[u8]| i64::from_be_bytes(b.try_into().unwrap());
+        for (key, idx) in pending_pairs(&conn) {
             conn.execute(
                 "INSERT INTO recent_keys (key, idx) VALUES (?1, ?2)",
-                [word(&pair[..8]), word(&pair[8..])],
+                [key, idx],
             )
             .unwrap();
         }

@@ -112,11 +112,7 @@ impl Bundle {
         push_json_string(&mut out, &envelope.payload);
         out.extend_from_slice(b",\n    \"signatures\": [");
         for (n, signature) in envelope.signatures.iter().enumerate() {
-            out.extend_from_slice(if n == 0 {
-                b"\n      {\n"
-            } else {
-                b",\n      {\n"
-            });
+            start_item(&mut out, n, b"      {\n");
             if let Some(keyid) = &signature.keyid {
                 out.extend_from_slice(b"        \"keyid\": ");
                 push_json_string(&mut out, keyid);
@@ -140,11 +136,7 @@ impl Bundle {
             out.extend_from_slice(proof.tree_size.to_string().as_bytes());
             out.extend_from_slice(b",\n      \"hashes\": [");
             for (n, hash) in proof.hashes.iter().enumerate() {
-                out.extend_from_slice(if n == 0 {
-                    b"\n        "
-                } else {
-                    b",\n        "
-                });
+                start_item(&mut out, n, b"        ");
                 push_json_string(&mut out, hash);
             }
             if !proof.hashes.is_empty() {
@@ -164,6 +156,16 @@ impl Bundle {
     pub fn to_json_compact(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// Starts item `n` of an array in pretty JSON: a comma after the first item, a new line, and
+/// `opening` (the indentation, and a brace for an object).
+fn start_item(out: &mut Vec<u8>, n: usize, opening: &[u8]) {
+    if n > 0 {
+        out.push(b',');
+    }
+    out.push(b'\n');
+    out.extend_from_slice(opening);
 }
 
 #[cfg(test)]

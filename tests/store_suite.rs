@@ -1002,9 +1002,10 @@ async fn all_inclusion_proofs<S: Store>(store: &S, size: u64) -> Vec<Vec<Hash>> 
     proofs
 }
 
-/// Appends write no leaf-level rows to `tree_nodes` (a leaf's node is its entry's leaf hash,
-/// read from `entries`), and proofs still verify; a log written by an earlier version, whose
-/// `tree_nodes` holds the leaves too, gives the very same proofs.
+/// Appends write no leaf-level rows (a leaf's node is its entry's leaf hash, read from
+/// `entries`) and the nodes above the leaves go to `tree_nodes_by_end`, and proofs still
+/// verify; a log written by an earlier version, whose `tree_nodes` holds the leaves too,
+/// gives the very same proofs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_reads_leaf_nodes_from_entries() {
     let (_dir, url) = temp_sqlite_url();
@@ -1020,12 +1021,19 @@ async fn sqlite_reads_leaf_nodes_from_entries() {
         )
         .unwrap()
     };
-    assert_eq!(count("= 0"), 0, "no leaf is stored as a node");
+    assert_eq!(count(">= 0"), 0, "no node is written to the earlier table");
+    let by_end: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM tree_nodes_by_end WHERE level > 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(
-        count("> 0"),
-        18,
-        "the 18 perfect subtrees above the 21 leaves are"
+        by_end, 18,
+        "the 18 perfect subtrees above the 21 leaves are stored, and no leaf"
     );
+    assert_eq!(count_rows(&conn, "tree_nodes_by_end"), 18);
     let leaves = leaf_hashes(&store).await;
     let proofs = all_inclusion_proofs(&store, size).await;
     for (index, proof) in proofs.iter().enumerate() {
@@ -1043,6 +1051,80 @@ async fn sqlite_reads_leaf_nodes_from_entries() {
     let (first, first_root) = (results[0].tree_size, results[0].root);
     let consistency = consistency_proof(&reopened, first, size).await.unwrap();
     verify_consistency(first, size, &first_root, &root, &consistency).unwrap();
+}
+
+/// Each node is stored under the last leaf it covers, so a batch's nodes are one run of the
+/// key inside the batch; a log whose nodes were written in the earlier layout (`tree_nodes`,
+/// keyed by level and index) gives the very same proofs, and keeps growing in the new layout
+/// with proofs and consistency across both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_keys_nodes_by_their_last_leaf_and_reads_the_earlier_layout() {
+    let (_dir, url) = temp_sqlite_url();
+    let store = <SqliteStore as Backend>::open(&url).await;
+    let sizes = [3, 8, 1, 13, 7];
+    let results = append_batches(&store, 0, &sizes).await;
+    let conn = raw_sqlite(&url);
+    let rows: Vec<(i64, i64)> = conn
+        .prepare("SELECT end_idx, level FROM tree_nodes_by_end ORDER BY end_idx, level")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // A node of height h ending at leaf e covers leaves e+1-2^h ..= e, aligned to 2^h.
+    for &(end, level) in &rows {
+        assert!(
+            level > 0 && (end + 1) % (1 << level) == 0,
+            "({end}, {level})"
+        );
+    }
+    let mut first = 0i64;
+    for (batch, &size) in sizes.iter().enumerate() {
+        let last = first + size as i64 - 1;
+        let in_batch = rows
+            .iter()
+            .filter(|&&(end, _)| end >= first && end <= last)
+            .count();
+        // Every node the batch completed ends inside it: as many as it completed.
+        let before = if batch == 0 {
+            0
+        } else {
+            results[batch - 1].tree_size
+        };
+        let completed = |n: u64| (1..64).map(|h| n >> h).sum::<u64>();
+        assert_eq!(
+            in_batch as u64,
+            completed(results[batch].tree_size) - completed(before),
+            "batch {batch}"
+        );
+        first = last + 1;
+    }
+    let (size, root) = (results[4].tree_size, results[4].root);
+    let proofs = all_inclusion_proofs(&store, size).await;
+    // Put every node back in the earlier layout.
+    conn.execute_batch(
+        "INSERT INTO tree_nodes (level, idx, hash) \
+         SELECT level, ((end_idx + 1) >> level) - 1, hash FROM tree_nodes_by_end; \
+         DELETE FROM tree_nodes_by_end",
+    )
+    .unwrap();
+    let reopened = <SqliteStore as Backend>::open(&url).await;
+    assert_eq!(all_inclusion_proofs(&reopened, size).await, proofs);
+    // Growing on top of the earlier layout: new nodes go to the new table, proofs use both.
+    let more = append_batches(&reopened, size as usize, &[6, 11]).await;
+    let (grown, grown_root) = (more[1].tree_size, more[1].root);
+    assert!(count_rows(&conn, "tree_nodes_by_end") > 0);
+    let leaves = leaf_hashes(&reopened).await;
+    for (index, proof) in all_inclusion_proofs(&reopened, grown)
+        .await
+        .iter()
+        .enumerate()
+    {
+        verify_inclusion(index as u64, grown, &leaves[index], proof, &grown_root)
+            .unwrap_or_else(|e| panic!("index {index}: {e}"));
+    }
+    let consistency = consistency_proof(&reopened, size, grown).await.unwrap();
+    verify_consistency(size, grown, &root, &grown_root, &consistency).unwrap();
 }
 
 /// `entries_supersedes` holds only the entries that supersede another: migrating replaces the

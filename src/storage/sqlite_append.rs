@@ -24,8 +24,8 @@ use tokio::sync::oneshot;
 use crate::core::manifest::Timestamp;
 use crate::core::merkle::Hash;
 use crate::storage::sqlite::{
-    decode_key_run, encode_key_run, entry_keys_of, key_slice, keys_in_runs, open_connection,
-    read_state, recent_slice, ts, PENDING_SLICE_BITS, RECENT_SLICE_BITS,
+    decode_key_run, encode_key_run, entry_keys_of, key_slice, keys_in_runs, node_end,
+    open_connection, read_state, recent_slice, ts, PENDING_SLICE_BITS, RECENT_SLICE_BITS,
 };
 use crate::storage::{
     idempotency_keys, plan_append, BatchResult, BatchSlots, CheckpointRow, LogState, PendingEntry,
@@ -317,20 +317,22 @@ impl Appender {
         {
             // Leaves are not stored as nodes: each is its entry's `leaf_hash`, written above,
             // and `read_nodes` reads it from there. That is half of the nodes, one B-tree
-            // insert per entry fewer.
-            let upper: Vec<(i64, i64, &Hash)> = plan
+            // insert per entry fewer. The others are keyed by the last leaf they cover, so
+            // the batch's nodes are one run of the key at the table's right edge.
+            let mut upper: Vec<(i64, i64, &Hash)> = plan
                 .nodes
                 .iter()
                 .filter(|(id, _)| id.level > 0)
-                .map(|(id, hash)| (i64::from(id.level), id.index as i64, hash))
+                .map(|(id, hash)| (node_end(id), i64::from(id.level), hash))
                 .collect();
+            upper.sort_unstable_by_key(|&(end, level, _)| (end, level));
             let nodes: Vec<[&dyn ToSql; 3]> = upper
                 .iter()
-                .map(|(level, index, hash)| [level as &dyn ToSql, index, hash])
+                .map(|(end, level, hash)| [end as &dyn ToSql, level, hash])
                 .collect();
             insert_rows(
                 &tx,
-                "INSERT INTO tree_nodes (level, idx, hash) VALUES ",
+                "INSERT INTO tree_nodes_by_end (end_idx, level, hash) VALUES ",
                 &nodes,
                 NODES_PER_INSERT,
             )?;

@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 
 use crate::core::manifest::Timestamp;
 use crate::core::merkle::{CompactRange, Hash, NodeId};
-use crate::storage::sqlite_append::{insert_sorted, AppendThread};
+use crate::storage::sqlite_append::{insert_into_index, AppendThread};
 use crate::storage::{
     BatchResult, CheckpointRow, EntryKind, EntryRecord, LogMeta, LogState, PendingEntry, Store,
     StoreError, TokenRecord,
@@ -520,7 +520,7 @@ fn upgrade_to_entry_keys(conn: &mut rusqlite::Connection) -> Result<(), StoreErr
         }
         let Some(last) = last else { break };
         after = last;
-        insert_sorted(&tx, "entry_keys", keys)?;
+        insert_into_index(&tx, keys)?;
     }
     for index in REPLACED_INDEXES {
         tx.execute_batch(&format!("DROP INDEX IF EXISTS {index}"))?;
@@ -593,13 +593,14 @@ pub(super) fn node_end(id: &NodeId) -> i64 {
 }
 
 /// Reads perfect-subtree hashes (a proof needs O(log n) of them), in the order asked: one
-/// statement for the nodes above the leaves, one for what older logs keep in `tree_nodes`,
-/// and a primary-key read of `entries` per leaf still missing.
+/// statement for the nodes above the leaves, a primary-key read of `entries` per leaf, and
+/// only for a log written by an earlier version, one statement for the nodes it keeps in
+/// `tree_nodes`.
 ///
 /// Appends write the nodes above the leaves to `tree_nodes_by_end` and no leaves at all (see
-/// `sqlite_append`): a leaf's node is its entry's `leaf_hash`, already stored with the entry.
-/// Logs written by earlier versions keep their nodes in `tree_nodes` (with the leaves, for
-/// the oldest), holding the same hashes, and are read there.
+/// `sqlite_append`): a leaf's node is its entry's `leaf_hash`, already stored with the entry,
+/// so leaves are always read there (the oldest logs' level-0 rows in `tree_nodes` hold the
+/// same hashes).
 pub(super) fn read_nodes(
     conn: &rusqlite::Connection,
     ids: &[NodeId],
@@ -626,8 +627,9 @@ pub(super) fn read_nodes(
             found.insert((level, index), hash_of(row.get(2)?)?);
         }
     }
-    let older: Vec<&NodeId> = ids
+    let older: Vec<&NodeId> = upper
         .iter()
+        .copied()
         .filter(|id| !found.contains_key(&(i64::from(id.level), id.index as i64)))
         .collect();
     if !older.is_empty() {
@@ -648,14 +650,12 @@ pub(super) fn read_nodes(
     // A proof has at most two leaves among its nodes: one primary-key read each.
     for id in ids.iter().filter(|id| id.level == 0) {
         let index = id.index as i64;
-        if let std::collections::hash_map::Entry::Vacant(slot) = found.entry((0, index)) {
-            let leaf_hash: Option<Vec<u8>> = conn
-                .prepare_cached("SELECT leaf_hash FROM entries WHERE idx = ?1")?
-                .query_row([index], |r| r.get(0))
-                .optional()?;
-            if let Some(hash) = leaf_hash {
-                slot.insert(hash_of(hash)?);
-            }
+        let leaf_hash: Option<Vec<u8>> = conn
+            .prepare_cached("SELECT leaf_hash FROM entries WHERE idx = ?1")?
+            .query_row([index], |r| r.get(0))
+            .optional()?;
+        if let Some(hash) = leaf_hash {
+            found.insert((0, index), hash_of(hash)?);
         }
     }
     ids.iter()

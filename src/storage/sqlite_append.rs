@@ -395,7 +395,7 @@ fn move_recent_slice(tx: &rusqlite::Transaction<'_>, slice: i64) -> Result<i64, 
         .query_row([slice], |r| r.get::<_, Vec<u8>>(0))
         .optional()?;
     match run {
-        Some(blob) => insert_sorted(tx, "entry_keys", decode_key_run(&blob)?.collect()),
+        Some(blob) => insert_into_index(tx, decode_key_run(&blob)?.collect()),
         None => Ok(0),
     }
 }
@@ -412,13 +412,11 @@ const ENTRIES_PER_INSERT: usize = 16;
 /// How many tree nodes one `INSERT` writes (a batch completes about one per entry).
 const NODES_PER_INSERT: usize = 64;
 
-/// Inserts `keys` into the key table `table` (`entry_keys`, or a table of a unit test: a name
-/// from this module, never input) in key order, so that neighbouring keys share pages; a key
+/// Inserts `keys` into `entry_keys` in key order, so that neighbouring keys share pages; a key
 /// already there is left alone. Returns how many keys there were before duplicates were
 /// dropped.
-pub(super) fn insert_sorted(
+pub(super) fn insert_into_index(
     tx: &rusqlite::Transaction<'_>,
-    table: &str,
     mut keys: Vec<(i64, i64)>,
 ) -> Result<i64, StoreError> {
     let moved = keys.len();
@@ -430,7 +428,7 @@ pub(super) fn insert_sorted(
         .collect();
     insert_rows(
         tx,
-        &format!("INSERT OR IGNORE INTO {table} (key, idx) VALUES "),
+        "INSERT OR IGNORE INTO entry_keys (key, idx) VALUES ",
         &rows,
         KEYS_PER_INSERT,
     )?;
@@ -466,7 +464,7 @@ fn insert_rows<const N: usize>(
 
 #[cfg(test)]
 mod tests {
-    use super::{insert_rows, insert_sorted, PENDING_SLICE_BITS, RECENT_SLICE_BITS};
+    use super::{insert_into_index, insert_rows, PENDING_SLICE_BITS, RECENT_SLICE_BITS};
     use crate::storage::sqlite::{decode_key_run, encode_key_run, key_slice, recent_slice};
     use crate::storage::StoreError;
 
@@ -522,8 +520,8 @@ mod tests {
         let expected: Vec<(i64, String)> = (0..next).map(|n| (n, format!("row {n}"))).collect();
         assert_eq!(written, expected);
         let keys: Vec<(i64, i64)> = (0..200).map(|n| (n % 150 - 75, n % 150)).collect();
-        assert_eq!(insert_sorted(&tx, "entry_keys", keys.clone()).unwrap(), 200);
-        assert_eq!(insert_sorted(&tx, "entry_keys", keys).unwrap(), 200);
+        assert_eq!(insert_into_index(&tx, keys.clone()).unwrap(), 200);
+        assert_eq!(insert_into_index(&tx, keys).unwrap(), 200);
         let stored: i64 = tx
             .query_row("SELECT COUNT(*) FROM entry_keys", [], |r| r.get(0))
             .unwrap();

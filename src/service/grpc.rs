@@ -32,6 +32,7 @@ use crate::core::verify::{
 use crate::proto::byline_server::Byline;
 use crate::proto::{self as pb};
 use crate::service::auth::{check_token, parse_bearer, AuthError};
+use crate::service::cpu_pool::CpuPool;
 use crate::service::log::{self as logsvc, LogError, LogSigner, Sequencer};
 use crate::service::metrics;
 use crate::storage::{EntryKind, PendingEntry, Store, StoreError, TokenRecord};
@@ -74,6 +75,8 @@ pub struct BylineService<S: Store> {
     /// The server's trust store, with its own log pinned, shared by every `Verify` call.
     trust: Arc<TrustStore>,
     limiter: Arc<Semaphore>,
+    /// Canonicalizing and verifying, off the async threads and bounded.
+    cpu: CpuPool,
     token_cache: Mutex<HashMap<String, (TokenRecord, Instant)>>,
     /// Logged key revocations of signing keys, by keyid, read again after `TOKEN_CACHE_TTL`
     /// (so a revocation made through another replica stops this one signing too).
@@ -281,6 +284,7 @@ impl<S: Store> BylineService<S> {
         BylineService {
             store,
             limiter: Arc::new(Semaphore::new(limits.max_concurrent.max(1))),
+            cpu: CpuPool::for_this_machine(),
             limits,
             keys_dir,
             signers: RwLock::new(HashMap::new()),
@@ -423,12 +427,13 @@ impl<S: Store> BylineService<S> {
                     ));
                 }
                 let limit = self.limits.max_article_bytes;
-                let prepared = tokio::task::spawn_blocking(move || {
-                    prepare_article(&article.content, media, limit)
-                })
-                .await
-                .map_err(|e| Status::internal(format!("canonicalization task failed: {e}")))?
-                .map_err(sign_error_status)?;
+                let prepared = self
+                    .cpu
+                    .run("canonicalization", move || {
+                        prepare_article(&article.content, media, limit)
+                    })
+                    .await?
+                    .map_err(sign_error_status)?;
                 if authorship.segments.is_none() {
                     authorship.segments =
                         segments_from_labels(&prepared.canonical.paragraph_labels)
@@ -894,19 +899,20 @@ impl<S: Store> Byline for Arc<BylineService<S>> {
             };
             let trust = self.trust.clone();
             let options_with_revocations = options.clone();
-            let (verdict, article, bundle_json) = tokio::task::spawn_blocking(move || {
-                let verdict = verify_article(
-                    &article.content,
-                    media,
-                    req.bundle_json.as_bytes(),
-                    &trust,
-                    &options,
-                    Timestamp::now(),
-                );
-                (verdict, article, req.bundle_json)
-            })
-            .await
-            .map_err(|e| Status::internal(format!("verification task failed: {e}")))?;
+            let (verdict, article, bundle_json) = self
+                .cpu
+                .run("verification", move || {
+                    let verdict = verify_article(
+                        &article.content,
+                        media,
+                        req.bundle_json.as_bytes(),
+                        &trust,
+                        &options,
+                        Timestamp::now(),
+                    );
+                    (verdict, article, req.bundle_json)
+                })
+                .await?;
             // Logged revocations of this statement or its key change the verdict: judge again
             // with them (rare, so the common path verifies once).
             let revocations = self
@@ -916,22 +922,22 @@ impl<S: Store> Byline for Arc<BylineService<S>> {
                 verdict
             } else {
                 let trust = self.trust.clone();
-                tokio::task::spawn_blocking(move || {
-                    match Bundle::from_json(bundle_json.as_bytes()) {
-                        Ok(bundle) => verify_bundle_with_revocations(
-                            &article.content,
-                            media,
-                            &bundle,
-                            &trust,
-                            &revocations,
-                            &options_with_revocations,
-                            Timestamp::now(),
-                        ),
-                        Err(_) => verdict,
-                    }
-                })
-                .await
-                .map_err(|e| Status::internal(format!("verification task failed: {e}")))?
+                self.cpu
+                    .run("verification", move || {
+                        match Bundle::from_json(bundle_json.as_bytes()) {
+                            Ok(bundle) => verify_bundle_with_revocations(
+                                &article.content,
+                                media,
+                                &bundle,
+                                &trust,
+                                &revocations,
+                                &options_with_revocations,
+                                Timestamp::now(),
+                            ),
+                            Err(_) => verdict,
+                        }
+                    })
+                    .await?
             };
             let p = verdict.statement.as_ref().map(|s| &s.predicate);
             Ok(Response::new(pb::VerifyResponse {

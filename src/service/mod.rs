@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod codec;
+pub mod cpu_pool;
 pub mod grpc;
 pub mod log;
 pub mod metrics;

@@ -265,6 +265,49 @@ pub fn authorship_from_pb(
     Ok(authorship)
 }
 
+/// Builds the statement for `authorship` over `digests`, signs it with `signer`'s key, and
+/// returns the log entry to append: everything `Sign` does between reading the request and
+/// waiting for the log, with no await, so none of it is kept in the call's future.
+fn seal_manifest(
+    authorship: &Authorship,
+    digests: ArticleDigests,
+    paragraphs: Option<Vec<Sha256Digest>>,
+    idempotency_key: &str,
+    publisher: String,
+    signer: &PublisherSigner,
+) -> Result<PendingEntry, Status> {
+    let statement = build_statement(authorship, digests, paragraphs, Timestamp::now())
+        .map_err(|e| sign_error_status(e.into()))?;
+    let payload = statement
+        .to_payload()
+        .map_err(|e| Status::internal(e.to_string()))?;
+    // Sign the very bytes just serialized (serializing again would cost as much as the
+    // statement's SHA-256 and could only differ by a bug).
+    let envelope = crate::core::dsse::sign_envelope(
+        crate::core::constants::PAYLOAD_TYPE_IN_TOTO,
+        &payload,
+        &signer.key,
+    );
+    let idempotency_key = optional(idempotency_key);
+    if idempotency_key.as_ref().is_some_and(|k| k.len() > 256) {
+        return Err(invalid("idempotency_key", "longer than 256 bytes"));
+    }
+    Ok(PendingEntry {
+        kind: EntryKind::Manifest,
+        envelope,
+        publisher,
+        text_sha256: Some(digests.text.to_hex()),
+        exact_sha256: Some(digests.exact.to_hex()),
+        statement_sha256: Sha256Digest::of(&payload).to_hex(),
+        idempotency_key,
+        supersedes_sha256: statement
+            .predicate
+            .supersedes
+            .as_ref()
+            .map(|s| s.statement_sha256.to_hex()),
+    })
+}
+
 impl<S: Store> BylineService<S> {
     /// Builds the service.
     pub fn new(
@@ -410,6 +453,7 @@ impl<S: Store> BylineService<S> {
         let signer = self.signer(&domain).await?;
         self.refuse_revoked(&signer).await?;
         let mut authorship = authorship_from_pb(&a, &domain, &signer.name, Timestamp::now())?;
+        drop(a);
         let (digests, paragraphs) = match req.article {
             Some(pb::sign_request::Article::Content(article)) => {
                 let media: MediaType = article
@@ -450,38 +494,22 @@ impl<S: Store> BylineService<S> {
             ),
             None => return Err(invalid("article", "give either content or digests")),
         };
-        let statement = build_statement(&authorship, digests, paragraphs, Timestamp::now())
-            .map_err(|e| sign_error_status(e.into()))?;
-        let payload = statement
-            .to_payload()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        // Sign the very bytes just serialized (serializing again would cost as much as the
-        // statement's SHA-256 and could only differ by a bug).
-        let envelope = crate::core::dsse::sign_envelope(
-            crate::core::constants::PAYLOAD_TYPE_IN_TOTO,
-            &payload,
-            &signer.key,
-        );
-        let idempotency_key = optional(&req.idempotency_key);
-        if idempotency_key.as_ref().is_some_and(|k| k.len() > 256) {
-            return Err(invalid("idempotency_key", "longer than 256 bytes"));
-        }
+        // What is in scope at an await is kept in the call's future, which `SignStream`
+        // allocates and moves per request: the statement is built and signed in
+        // `seal_manifest`, so that its locals are not among them while the entry waits for the
+        // log (the stream's per-request future was 3,848 bytes with them, 3,200 without).
+        let pending = seal_manifest(
+            &authorship,
+            digests,
+            paragraphs,
+            &req.idempotency_key,
+            domain,
+            &signer,
+        )?;
+        drop(authorship);
         let logged = self
             .sequencer
-            .submit(PendingEntry {
-                kind: EntryKind::Manifest,
-                envelope,
-                publisher: domain,
-                text_sha256: Some(digests.text.to_hex()),
-                exact_sha256: Some(digests.exact.to_hex()),
-                statement_sha256: Sha256Digest::of(&payload).to_hex(),
-                idempotency_key,
-                supersedes_sha256: statement
-                    .predicate
-                    .supersedes
-                    .as_ref()
-                    .map(|s| s.statement_sha256.to_hex()),
-            })
+            .submit(pending)
             .await
             .map_err(|e| log_status(&e))?;
         let bundle = Bundle {

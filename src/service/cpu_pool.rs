@@ -13,7 +13,9 @@ use tonic::Status;
 /// to a sleeping thread and back (SignStream in content mode on one core: 130 µs of CPU per
 /// call, against 107 µs unbounded); four keep a queue in front of each thread, so a thread that
 /// finishes one task takes the next without sleeping (100 µs per call, and 32 MiB resident at
-/// the peak against 43 MiB with about 200 threads unbounded).
+/// the peak against 43 MiB with about 200 threads unbounded, both with the C library's
+/// allocator; since the binary uses mimalloc the peak there is about 100 MiB, and unbounded it
+/// was several hundred).
 pub const SLOTS_PER_CORE: usize = 4;
 
 /// At most a fixed number of CPU-bound tasks on blocking threads at once; the rest wait their

@@ -592,6 +592,39 @@ pub(super) fn node_end(id: &NodeId) -> i64 {
         .wrapping_sub(1)) as i64
 }
 
+/// The index, among the nodes of its `level`, of the node whose last leaf is `end`: the
+/// inverse of [`node_end`].
+pub(super) fn node_index_of_end(level: i64, end: i64) -> i64 {
+    ((end as u64).wrapping_add(1) >> level).wrapping_sub(1) as i64
+}
+
+/// Reads the nodes `ids` from one node table in one statement, `select` naming the table
+/// and the two key columns matched against `key_of` each id (one statement shape per number
+/// of nodes, a few dozen at most, kept in the cache); each row's `(level, second key column)`
+/// is mapped back to the node's index by `index_of`, and its hash put in `found`.
+fn read_node_rows(
+    conn: &rusqlite::Connection,
+    select: &str,
+    ids: &[&NodeId],
+    key_of: impl Fn(&NodeId) -> [i64; 2],
+    index_of: impl Fn(i64, i64) -> i64,
+    found: &mut std::collections::HashMap<(i64, i64), Hash>,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let pairs = vec!["(?, ?)"; ids.len()].join(", ");
+    let mut statement = conn.prepare_cached(&format!("{select} IN ({pairs})"))?;
+    let bound = ids.iter().flat_map(|id| key_of(id));
+    let mut rows = statement.query(rusqlite::params_from_iter(bound))?;
+    while let Some(row) = rows.next()? {
+        let level: i64 = row.get(0)?;
+        let key: i64 = row.get(1)?;
+        found.insert((level, index_of(level, key)), hash_of(row.get(2)?)?);
+    }
+    Ok(())
+}
+
 /// Reads perfect-subtree hashes (a proof needs O(log n) of them), in the order asked: one
 /// statement for the nodes above the leaves, a primary-key read of `entries` per leaf, and
 /// only for a log written by an earlier version, one statement for the nodes it keeps in
@@ -610,43 +643,27 @@ pub(super) fn read_nodes(
     }
     let mut found = std::collections::HashMap::with_capacity(ids.len());
     let upper: Vec<&NodeId> = ids.iter().filter(|id| id.level > 0).collect();
-    if !upper.is_empty() {
-        // One statement shape per number of nodes (a few dozen at most), kept in the cache.
-        let pairs = vec!["(?, ?)"; upper.len()].join(", ");
-        let mut statement = conn.prepare_cached(&format!(
-            "SELECT level, end_idx, hash FROM tree_nodes_by_end WHERE (end_idx, level) IN ({pairs})"
-        ))?;
-        let bound = upper
-            .iter()
-            .flat_map(|id| [node_end(id), i64::from(id.level)]);
-        let mut rows = statement.query(rusqlite::params_from_iter(bound))?;
-        while let Some(row) = rows.next()? {
-            let level: i64 = row.get(0)?;
-            let end: i64 = row.get(1)?;
-            let index = ((end as u64).wrapping_add(1) >> level).wrapping_sub(1) as i64;
-            found.insert((level, index), hash_of(row.get(2)?)?);
-        }
-    }
+    read_node_rows(
+        conn,
+        "SELECT level, end_idx, hash FROM tree_nodes_by_end WHERE (end_idx, level)",
+        &upper,
+        |id| [node_end(id), i64::from(id.level)],
+        node_index_of_end,
+        &mut found,
+    )?;
     let older: Vec<&NodeId> = upper
         .iter()
         .copied()
         .filter(|id| !found.contains_key(&(i64::from(id.level), id.index as i64)))
         .collect();
-    if !older.is_empty() {
-        let pairs = vec!["(?, ?)"; older.len()].join(", ");
-        let mut statement = conn.prepare_cached(&format!(
-            "SELECT level, idx, hash FROM tree_nodes WHERE (level, idx) IN ({pairs})"
-        ))?;
-        let bound = older
-            .iter()
-            .flat_map(|id| [i64::from(id.level), id.index as i64]);
-        let mut rows = statement.query(rusqlite::params_from_iter(bound))?;
-        while let Some(row) = rows.next()? {
-            let level: i64 = row.get(0)?;
-            let index: i64 = row.get(1)?;
-            found.insert((level, index), hash_of(row.get(2)?)?);
-        }
-    }
+    read_node_rows(
+        conn,
+        "SELECT level, idx, hash FROM tree_nodes WHERE (level, idx)",
+        &older,
+        |id| [i64::from(id.level), id.index as i64],
+        |_, index| index,
+        &mut found,
+    )?;
     // A proof has at most two leaves among its nodes: one primary-key read each.
     for id in ids.iter().filter(|id| id.level == 0) {
         let index = id.index as i64;

@@ -884,6 +884,28 @@ async fn metrics_endpoint() {
         sample(&body, "byline_log_batches_total").is_some_and(|n| n >= 1.0),
         "{body}"
     );
+    // Every batch's commit is timed, and each took some time.
+    assert!(
+        body.contains("# TYPE byline_log_commit_duration_seconds histogram"),
+        "{body}"
+    );
+    assert_eq!(
+        sample(&body, "byline_log_commit_duration_seconds_count"),
+        sample(&body, "byline_log_batches_total"),
+        "{body}"
+    );
+    assert_eq!(
+        sample(
+            &body,
+            r#"byline_log_commit_duration_seconds_bucket{le="+Inf"}"#
+        ),
+        sample(&body, "byline_log_batches_total"),
+        "{body}"
+    );
+    assert!(
+        sample(&body, "byline_log_commit_duration_seconds_sum").is_some_and(|s| s > 0.0),
+        "{body}"
+    );
 
     let response = http_get(port, "/elsewhere");
     assert!(response.starts_with("HTTP/1.1 404"), "{response}");
@@ -1344,12 +1366,15 @@ async fn metrics_request_split_in_two_writes() {
 /// as answered only calls the log holds: no errors, a non-zero count in each mode, and no more
 /// calls counted than entries logged (its warm-up calls are logged but not counted). A stream
 /// whose window is full waits for answers instead of queueing without bound, so the run ends
-/// on time.
+/// on time. Given the server's metrics address, it reports the batches committed during the
+/// load (at least one, of at least one entry each) and, for unary calls, their time in the
+/// server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_sign_counts_only_logged_calls() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let server = Server::start(d, &[]);
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let server = Server::start(d, &["--metrics", &metrics]);
     let pid = server.pid().to_string();
     let mut counted = 0u64;
     for stream in [true, false] {
@@ -1366,6 +1391,8 @@ async fn bench_sign_counts_only_logged_calls() {
             "1",
             "--server-pid",
             &pid,
+            "--metrics",
+            &metrics,
         ];
         if stream {
             args.push("--stream");
@@ -1388,6 +1415,25 @@ async fn bench_sign_counts_only_logged_calls() {
         let ok: u64 = requests.split_whitespace().nth(1).unwrap().parse().unwrap();
         assert!(ok > 0, "stream {stream}: nothing was signed:\n{stdout}");
         assert!(stdout.contains("ratio"), "no ratio printed:\n{stdout}");
+        // The server's metrics, read before and after the load: the batches it committed.
+        let log = stdout
+            .lines()
+            .find(|l| l.starts_with("log commits"))
+            .unwrap_or_else(|| panic!("no log commits line:\n{stdout}"));
+        let batches: u64 = log
+            .split_whitespace()
+            .nth(2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no batch count in {log:?}"));
+        let per_batch: f64 = log
+            .split_whitespace()
+            .nth(4)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no batch size in {log:?}"));
+        assert!(batches > 0 && per_batch >= 1.0, "{log}\n{stdout}");
+        // Unary calls are also timed inside the server; a stream's calls are not one each.
+        let in_server = stdout.lines().find(|l| l.starts_with("in the server"));
+        assert_eq!(in_server.is_some(), !stream, "{stdout}");
         counted += ok;
     }
     let size = server

@@ -2,7 +2,8 @@
 //! or `SignStream` with realistic articles over several HTTP/2 connections and prints the
 //! request rate, latency percentiles, the server's CPU and memory (when its pid is given), and,
 //! measured in the same run, the raw single-thread rate of the same cryptographic work, with
-//! the ratio of the two.
+//! the ratio of the two; with the server's metrics address, also how many batches the log
+//! committed and how long its commits took.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,7 @@ use crate::core::manifest::{AiSystem, AuthorshipClass, Publisher, Timestamp};
 use crate::core::sign::{build_statement, prepare_article, sign_statement, Authorship};
 use crate::proto as pb;
 
+use super::server_metrics::{scrape, LogActivity, LogCounters};
 use super::EXIT_OK;
 
 /// What the server is asked to do.
@@ -65,6 +67,10 @@ pub struct BenchSignArgs {
     /// own cost per unary call on the same server and connections, for comparison.
     #[arg(long, conflicts_with = "stream")]
     echo: bool,
+    /// The server's metrics address (as given to `byline serve --metrics`), to report the
+    /// log's batches and commit times during the load beside the calls' latency.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<String>,
 }
 
 fn article(n: usize) -> String {
@@ -516,6 +522,16 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
             run_unary(&a, &token, work.clone(), until).await
         }
     })?;
+    // Only unary Sign's time in the server is one call's: SignStream's is recorded once per
+    // stream, as it opens, and the echo's not at all.
+    let rpc = (!a.stream && !a.echo).then_some("Sign");
+    let scrape_now = || {
+        a.metrics
+            .as_deref()
+            .map(|addr| scrape(addr, rpc))
+            .transpose()
+    };
+    let log_before = scrape_now()?;
     let cpu_before = a.server_pid.and_then(cpu_seconds);
     let peak_rss = Arc::new(Mutex::new(0f64));
     let sampler = a.server_pid.map(|pid| {
@@ -543,6 +559,7 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
         let _ = s.join();
     }
     let cpu_after = a.server_pid.and_then(cpu_seconds);
+    let log_after = scrape_now()?;
     let mut lat = run.latencies;
     lat.sort_unstable();
     let rate = lat.len() as f64 / run.elapsed.as_secs_f64();
@@ -559,6 +576,9 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
         percentile(&lat, 0.99).as_secs_f64() * 1e3,
         percentile(&lat, 0.999).as_secs_f64() * 1e3
     );
+    if let (Some(before), Some(after)) = (&log_before, &log_after) {
+        println!("{}", log_lines(before, after));
+    }
     if a.echo {
         if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
             let cores = (after - before) / run.elapsed.as_secs_f64();
@@ -602,6 +622,40 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
         println!("server memory   {idle:.1} MiB resident idle, {peak:.1} MiB peak under load");
     }
     Ok(EXIT_OK)
+}
+
+/// The `log` lines of the report: the batches and commit times between two scrapes, and the
+/// calls' time inside the server.
+fn log_lines(before: &LogCounters, after: &LogCounters) -> String {
+    let ms = |secs: f64| {
+        if secs.is_finite() {
+            format!("{:.2} ms", secs * 1e3)
+        } else {
+            "over the last bucket".to_string()
+        }
+    };
+    let Some(log) = LogActivity::between(before, after) else {
+        return "log commits     none during the load (the server's metrics)".to_string();
+    };
+    let mut lines = format!(
+        "log commits     {:.0} batches, {:.1} entries each on average; commit time mean {}, \
+         p50 <= {}, p99 <= {} (the server's metrics; p50/p99 as bucket bounds)",
+        log.batches,
+        log.entries / log.batches,
+        ms(log.commits.mean),
+        ms(log.commits.p50),
+        ms(log.commits.p99)
+    );
+    if let Some(calls) = log.calls {
+        lines.push_str(&format!(
+            "\nin the server    {:.0} calls: mean {}, p50 <= {}, p99 <= {}",
+            calls.count,
+            ms(calls.mean),
+            ms(calls.p50),
+            ms(calls.p99)
+        ));
+    }
+    lines
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod remote;
 pub mod render;
 pub mod revoke;
 pub mod server_cmds;
+pub mod server_metrics;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -277,9 +277,12 @@ async fn commit_batch<S: Store>(
     pending: Vec<PendingEntry>,
     previous: Option<&CheckpointRow>,
 ) -> Result<Committed, LogError> {
+    let started = std::time::Instant::now();
     let result = store
         .append_with_checkpoint(pending, Timestamp::now(), previous)
-        .await?;
+        .await;
+    crate::service::metrics::record_commit(started.elapsed());
+    let result = result?;
     // The leaves are committed (durable) before the checkpoint that covers them is signed.
     let note = signer.sign_checkpoint(result.tree_size, result.root)?;
     let nodes: HashMap<NodeId, Hash> = result.nodes.into_iter().collect();

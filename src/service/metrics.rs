@@ -1,5 +1,5 @@
 //! Prometheus text metrics: calls and errors by RPC and status code, latency histograms,
-//! manifests stored, log size and batch sizes. Kept in process-wide counters (one server per
+//! manifests stored, log size, batch sizes and how long each batch took to commit. Kept in process-wide counters (one server per
 //! process) and served over plain HTTP on `--metrics ADDR`.
 
 use std::collections::BTreeMap;
@@ -15,11 +15,58 @@ const BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
+/// Commit-time bucket bounds in seconds. A batch's commit is usually well under a
+/// millisecond to a few milliseconds (its `fsync`), so the low end is finer than the calls':
+/// a call's tail latency is read against these.
+const COMMIT_BUCKETS: &[f64] = &[
+    0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// A Prometheus histogram: per-bucket counts (each counting the observations at most its
+/// bound, so cumulative as the format wants), their sum and number.
 #[derive(Default)]
 struct Histogram {
     counts: Vec<u64>,
     sum: f64,
     count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, bounds: &[f64], elapsed: Duration) {
+        if self.counts.is_empty() {
+            self.counts = vec![0; bounds.len()];
+        }
+        let secs = elapsed.as_secs_f64();
+        for (count, bound) in self.counts.iter_mut().zip(bounds) {
+            if secs <= *bound {
+                *count += 1;
+            }
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
+
+    /// Writes the histogram's series `name` with `labels` (`key="value"` pairs joined by
+    /// commas, or empty); one that has observed nothing yet has every bucket at zero.
+    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64]) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, bound) in bounds.iter().enumerate() {
+            let n = self.counts.get(i).copied().unwrap_or(0);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let braced = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{braced} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{braced} {}", self.count);
+    }
 }
 
 #[derive(Default)]
@@ -30,6 +77,7 @@ struct Registry {
     log_size: u64,
     batches: u64,
     batch_entries: u64,
+    commits: Histogram,
 }
 
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
@@ -47,19 +95,18 @@ pub fn record_call(rpc: &str, code: tonic::Code, elapsed: Duration) {
         *r.calls
             .entry((rpc.to_string(), format!("{code:?}")))
             .or_default() += 1;
-        let h = r.latency.entry(rpc.to_string()).or_default();
-        if h.counts.is_empty() {
-            h.counts = vec![0; BUCKETS.len()];
-        }
-        let secs = elapsed.as_secs_f64();
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.counts[i] += 1;
-            }
-        }
-        h.sum += secs;
-        h.count += 1;
+        r.latency
+            .entry(rpc.to_string())
+            .or_default()
+            .observe(BUCKETS, elapsed);
     });
+}
+
+/// Records how long the store took to commit one batch (or to fail it). Every signing call
+/// waits for one or two of these, so their tail is the floor of the calls' tail latency, and
+/// shows whether a slow call waited on the disk or on the CPU.
+pub fn record_commit(elapsed: Duration) {
+    with(|r| r.commits.observe(COMMIT_BUCKETS, elapsed));
 }
 
 /// Records one appended batch.
@@ -85,32 +132,24 @@ pub fn render() -> String {
         }
         out.push_str("# HELP byline_rpc_duration_seconds Call latency.\n# TYPE byline_rpc_duration_seconds histogram\n");
         for (rpc, h) in &r.latency {
-            for (bound, n) in BUCKETS.iter().zip(&h.counts) {
-                let _ = writeln!(
-                    out,
-                    "byline_rpc_duration_seconds_bucket{{rpc=\"{rpc}\",le=\"{bound}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "byline_rpc_duration_seconds_bucket{{rpc=\"{rpc}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "byline_rpc_duration_seconds_sum{{rpc=\"{rpc}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "byline_rpc_duration_seconds_count{{rpc=\"{rpc}\"}} {}",
-                h.count
+            h.render(
+                &mut out,
+                "byline_rpc_duration_seconds",
+                &format!("rpc=\"{rpc}\""),
+                BUCKETS,
             );
         }
         let _ = writeln!(out, "# HELP byline_log_entries_appended_total Entries appended by this process.\n# TYPE byline_log_entries_appended_total counter\nbyline_log_entries_appended_total {}", r.manifests);
         let _ = writeln!(out, "# HELP byline_log_size Largest tree size this process has signed.\n# TYPE byline_log_size gauge\nbyline_log_size {}", r.log_size);
         let _ = writeln!(out, "# HELP byline_log_batches_total Group-commit batches.\n# TYPE byline_log_batches_total counter\nbyline_log_batches_total {}", r.batches);
         let _ = writeln!(out, "# HELP byline_log_batch_entries_total Entries over all batches (divide by batches for the mean size).\n# TYPE byline_log_batch_entries_total counter\nbyline_log_batch_entries_total {}", r.batch_entries);
+        out.push_str("# HELP byline_log_commit_duration_seconds Time for the store to commit one batch durably.\n# TYPE byline_log_commit_duration_seconds histogram\n");
+        r.commits.render(
+            &mut out,
+            "byline_log_commit_duration_seconds",
+            "",
+            COMMIT_BUCKETS,
+        );
         out
     })
 }
@@ -144,5 +183,62 @@ pub async fn serve(listener: TcpListener) {
             );
             let _ = socket.write_all(response.as_bytes()).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lines of `text` for series `name`, as (labels, value).
+    fn series<'a>(text: &'a str, name: &str) -> Vec<(&'a str, f64)> {
+        text.lines()
+            .filter_map(|l| {
+                let (key, value) = l.rsplit_once(' ')?;
+                let labels = key.strip_prefix(name)?;
+                Some((labels, value.parse().ok()?))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_histogram_counts_each_observation_in_every_bucket_at_or_above_it() {
+        let mut h = Histogram::default();
+        for micros in [200, 250, 900, 4_000, 2_000_000] {
+            h.observe(COMMIT_BUCKETS, Duration::from_micros(micros));
+        }
+        let mut out = String::new();
+        h.render(&mut out, "t", "", COMMIT_BUCKETS);
+        let buckets = series(&out, "t_bucket");
+        assert_eq!(buckets.len(), COMMIT_BUCKETS.len() + 1, "{out}");
+        assert_eq!(buckets[0], ("{le=\"0.00025\"}", 2.0), "{out}");
+        assert_eq!(buckets[1], ("{le=\"0.0005\"}", 2.0), "{out}");
+        assert_eq!(buckets[2], ("{le=\"0.001\"}", 3.0), "{out}");
+        assert_eq!(buckets[5], ("{le=\"0.005\"}", 4.0), "{out}");
+        // Two seconds is over the last bound: only +Inf counts it.
+        assert_eq!(buckets[COMMIT_BUCKETS.len() - 1].1, 4.0, "{out}");
+        assert_eq!(
+            buckets[COMMIT_BUCKETS.len()],
+            ("{le=\"+Inf\"}", 5.0),
+            "{out}"
+        );
+        assert_eq!(series(&out, "t_count"), vec![("", 5.0)], "{out}");
+        let sum = series(&out, "t_sum")[0].1;
+        assert!((sum - 2.00535).abs() < 1e-9, "{out}");
+    }
+
+    #[test]
+    fn a_histogram_with_labels_and_no_observations_renders_zeros() {
+        let mut out = String::new();
+        Histogram::default().render(&mut out, "t", "rpc=\"Sign\"", BUCKETS);
+        let buckets = series(&out, "t_bucket");
+        assert_eq!(buckets.len(), BUCKETS.len() + 1, "{out}");
+        assert!(buckets.iter().all(|(_, n)| *n == 0.0), "{out}");
+        assert_eq!(buckets[0].0, "{rpc=\"Sign\",le=\"0.0005\"}", "{out}");
+        assert_eq!(
+            series(&out, "t_count"),
+            vec![("{rpc=\"Sign\"}", 0.0)],
+            "{out}"
+        );
     }
 }

@@ -1,0 +1,346 @@
+//! What `byline bench sign --metrics ADDR` reads from the server's Prometheus endpoint (`byline
+//! serve --metrics ADDR`): the log's batch counters, its commit-time histogram and the
+//! server's own latency histogram of the RPC driven, before and after the measured load, so
+//! that a run's tail latency can be read beside how long its calls took inside the server, how
+//! long its commits took (waiting on the disk) and how many entries shared each.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// How long one scrape may take; the endpoint answers from memory.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One histogram as served: its cumulative buckets as (upper bound in seconds, count), in the
+/// order served, the last one `+Inf`, and the sum of what it observed.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ServedHistogram {
+    /// (upper bound, observations at most that long), the last bound infinite.
+    pub buckets: Vec<(f64, f64)>,
+    /// The sum of all observations, in seconds.
+    pub sum: f64,
+}
+
+/// The counters a bench run reads, as one scrape read them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LogCounters {
+    /// Batches committed (`byline_log_batches_total`).
+    pub batches: f64,
+    /// Entries over all batches (`byline_log_batch_entries_total`).
+    pub entries: f64,
+    /// How long each batch took to commit (`byline_log_commit_duration_seconds`).
+    pub commits: ServedHistogram,
+    /// How long the RPC named took inside the server (`byline_rpc_duration_seconds` of it;
+    /// empty when none was named).
+    pub calls: ServedHistogram,
+}
+
+/// What a histogram observed between two scrapes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    /// How many observations.
+    pub count: f64,
+    /// Their mean, in seconds.
+    pub mean: f64,
+    /// Their median and 99th percentile, each as the upper bound of the bucket it falls in
+    /// (infinite past the last finite bound), in seconds.
+    pub p50: f64,
+    /// See `p50`.
+    pub p99: f64,
+}
+
+/// What happened to the log between two scrapes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogActivity {
+    /// Batches committed in between.
+    pub batches: f64,
+    /// Entries appended in between.
+    pub entries: f64,
+    /// The batches' commit times.
+    pub commits: Observed,
+    /// The calls' times inside the server, if any call finished in between.
+    pub calls: Option<Observed>,
+}
+
+/// Reads `GET /metrics` from `addr` (`HOST:PORT`, as given to `byline serve --metrics`; an
+/// `http://` prefix and a `/metrics` suffix are accepted too), with the server's latency
+/// histogram of RPC `rpc` when one is named.
+pub fn scrape(addr: &str, rpc: Option<&str>) -> Result<LogCounters> {
+    let hostport = addr
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .trim_end_matches("/metrics");
+    let target = hostport
+        .to_socket_addrs()
+        .with_context(|| format!("--metrics {addr}: not a HOST:PORT address"))?
+        .next()
+        .ok_or_else(|| anyhow!("--metrics {addr}: the name resolves to no address"))?;
+    let read = || -> std::io::Result<Vec<u8>> {
+        let mut socket = TcpStream::connect_timeout(&target, SCRAPE_TIMEOUT)?;
+        socket.set_read_timeout(Some(SCRAPE_TIMEOUT))?;
+        socket.set_write_timeout(Some(SCRAPE_TIMEOUT))?;
+        socket.write_all(
+            format!("GET /metrics HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )?;
+        let mut response = Vec::new();
+        socket.read_to_end(&mut response)?;
+        Ok(response)
+    };
+    let response = read().with_context(|| format!("cannot read the server's metrics at {addr}"))?;
+    let response = String::from_utf8_lossy(&response);
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| anyhow!("the metrics at {addr} are not an HTTP response"))?;
+    if !head.starts_with("HTTP/1.1 200") {
+        let status = head.lines().next().unwrap_or_default();
+        bail!("the metrics at {addr} answered {status:?}");
+    }
+    let counters = parse_log_counters(body, rpc);
+    if counters.commits.buckets.is_empty() {
+        bail!(
+            "the metrics at {addr} have no byline_log_commit_duration_seconds histogram \
+             (is it a byline server of this version?)"
+        );
+    }
+    Ok(counters)
+}
+
+/// The counters in a Prometheus text exposition, with the latency histogram of RPC `rpc` when
+/// one is named; series it lacks read as zero (or empty).
+pub fn parse_log_counters(text: &str, rpc: Option<&str>) -> LogCounters {
+    let mut counters = LogCounters::default();
+    // Series names no line can have when no RPC is named.
+    let (call_buckets, call_sum) = match rpc {
+        Some(rpc) => (
+            format!("byline_rpc_duration_seconds_bucket{{rpc=\"{rpc}\",le=\""),
+            format!("byline_rpc_duration_seconds_sum{{rpc=\"{rpc}\"}}"),
+        ),
+        None => ("\n".to_string(), "\n".to_string()),
+    };
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        match series {
+            "byline_log_batches_total" => counters.batches = value,
+            "byline_log_batch_entries_total" => counters.entries = value,
+            "byline_log_commit_duration_seconds_sum" => counters.commits.sum = value,
+            s if s == call_sum => counters.calls.sum = value,
+            s => {
+                let (histogram, bound) = if let Some(rest) =
+                    s.strip_prefix("byline_log_commit_duration_seconds_bucket{le=\"")
+                {
+                    (&mut counters.commits, rest)
+                } else if let Some(rest) = s.strip_prefix(call_buckets.as_str()) {
+                    (&mut counters.calls, rest)
+                } else {
+                    continue;
+                };
+                let bound = match bound.strip_suffix("\"}") {
+                    Some("+Inf") => f64::INFINITY,
+                    Some(b) => match b.parse() {
+                        Ok(b) => b,
+                        Err(_) => continue,
+                    },
+                    None => continue,
+                };
+                histogram.buckets.push((bound, value));
+            }
+        }
+    }
+    counters
+}
+
+impl Observed {
+    /// What `after` observed since `before` (two scrapes of one histogram); `None` if nothing.
+    pub fn between(before: &ServedHistogram, after: &ServedHistogram) -> Option<Observed> {
+        // Per bucket, the observations in between that took at most its bound.
+        let deltas: Vec<(f64, f64)> = after
+            .buckets
+            .iter()
+            .map(|&(bound, n)| {
+                let earlier = before
+                    .buckets
+                    .iter()
+                    .find(|(b, _)| *b == bound)
+                    .map_or(0.0, |(_, m)| *m);
+                (bound, n - earlier)
+            })
+            .collect();
+        let count = deltas.last().map_or(0.0, |(_, n)| *n);
+        if count <= 0.0 {
+            return None;
+        }
+        let quantile = |q: f64| {
+            deltas
+                .iter()
+                .find(|(_, n)| *n >= q * count)
+                .map_or(f64::INFINITY, |(bound, _)| *bound)
+        };
+        Some(Observed {
+            count,
+            mean: (after.sum - before.sum) / count,
+            p50: quantile(0.50),
+            p99: quantile(0.99),
+        })
+    }
+}
+
+impl LogActivity {
+    /// What the log did from `before` to `after` (two scrapes of one server); `None` if it
+    /// committed no batch in between.
+    pub fn between(before: &LogCounters, after: &LogCounters) -> Option<LogActivity> {
+        let batches = after.batches - before.batches;
+        if batches <= 0.0 {
+            return None;
+        }
+        Some(LogActivity {
+            batches,
+            entries: after.entries - before.entries,
+            commits: Observed::between(&before.commits, &after.commits)?,
+            calls: Observed::between(&before.calls, &after.calls),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An exposition like the server's: the batch counters, the commit histogram with
+    /// `commits` buckets summing to `commit_sum`, and Sign's latency with `calls` buckets.
+    fn exposition(
+        batches: u64,
+        entries: u64,
+        commits: &[(&str, u64)],
+        commit_sum: f64,
+        calls: &[(&str, u64)],
+    ) -> String {
+        let mut text = format!(
+            "# HELP byline_log_batches_total Group-commit batches.\n\
+             byline_log_batches_total {batches}\n\
+             byline_log_batch_entries_total {entries}\n\
+             byline_rpc_duration_seconds_bucket{{rpc=\"Verify\",le=\"0.001\"}} 99\n\
+             byline_rpc_duration_seconds_sum{{rpc=\"Verify\"}} 99\n\
+             # TYPE byline_log_commit_duration_seconds histogram\n"
+        );
+        for (le, n) in commits {
+            text.push_str(&format!(
+                "byline_log_commit_duration_seconds_bucket{{le=\"{le}\"}} {n}\n"
+            ));
+        }
+        text.push_str(&format!(
+            "byline_log_commit_duration_seconds_sum {commit_sum}\n"
+        ));
+        for (le, n) in calls {
+            text.push_str(&format!(
+                "byline_rpc_duration_seconds_bucket{{rpc=\"Sign\",le=\"{le}\"}} {n}\n"
+            ));
+        }
+        let count = calls.last().map_or(0, |(_, n)| *n);
+        text.push_str(&format!(
+            "byline_rpc_duration_seconds_sum{{rpc=\"Sign\"}} {}\n",
+            count as f64 * 0.002
+        ));
+        text
+    }
+
+    #[test]
+    fn the_counters_are_read_from_the_exposition_for_the_rpc_named() {
+        let text = exposition(
+            7,
+            70,
+            &[("0.001", 5), ("0.01", 6), ("+Inf", 7)],
+            0.5,
+            &[("0.005", 60), ("+Inf", 70)],
+        );
+        let counters = parse_log_counters(&text, Some("Sign"));
+        assert_eq!(counters.batches, 7.0);
+        assert_eq!(counters.entries, 70.0);
+        assert_eq!(counters.commits.sum, 0.5);
+        assert_eq!(
+            counters.commits.buckets,
+            vec![(0.001, 5.0), (0.01, 6.0), (f64::INFINITY, 7.0)]
+        );
+        // Sign's histogram, not Verify's.
+        assert_eq!(
+            counters.calls.buckets,
+            vec![(0.005, 60.0), (f64::INFINITY, 70.0)]
+        );
+        assert!((counters.calls.sum - 0.14).abs() < 1e-12);
+        assert_eq!(
+            parse_log_counters(&text, None).calls,
+            ServedHistogram::default()
+        );
+        assert_eq!(
+            parse_log_counters("garbage\n\n", Some("Sign")),
+            LogCounters::default()
+        );
+    }
+
+    #[test]
+    fn activity_is_the_difference_between_two_scrapes() {
+        let before = parse_log_counters(
+            &exposition(
+                10,
+                100,
+                &[("0.001", 10), ("0.01", 10), ("+Inf", 10)],
+                0.005,
+                &[("0.005", 100), ("+Inf", 100)],
+            ),
+            Some("Sign"),
+        );
+        // 100 more batches: 90 within 1 ms, 9 more within 10 ms, one over; 1,000 more calls,
+        // 980 of them within 5 ms.
+        let after = parse_log_counters(
+            &exposition(
+                110,
+                1100,
+                &[("0.001", 100), ("0.01", 109), ("+Inf", 110)],
+                0.305,
+                &[("0.005", 1080), ("+Inf", 1100)],
+            ),
+            Some("Sign"),
+        );
+        let activity = LogActivity::between(&before, &after).expect("batches were committed");
+        assert_eq!(activity.batches, 100.0);
+        assert_eq!(activity.entries, 1000.0);
+        assert_eq!(activity.commits.count, 100.0);
+        assert!(
+            (activity.commits.mean - 0.003).abs() < 1e-12,
+            "{activity:?}"
+        );
+        assert_eq!(activity.commits.p50, 0.001);
+        assert_eq!(activity.commits.p99, 0.01);
+        let calls = activity.calls.expect("calls finished");
+        assert_eq!(calls.count, 1000.0);
+        assert_eq!(calls.p50, 0.005);
+        // The slowest two percent are past the last finite bound: infinite, not 5 ms.
+        assert_eq!(calls.p99, f64::INFINITY);
+        assert!((calls.mean - 0.002).abs() < 1e-12, "{calls:?}");
+        assert_eq!(LogActivity::between(&after, &after), None);
+    }
+
+    #[test]
+    fn a_scrape_of_nothing_listening_names_the_address() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let e = scrape(&addr, Some("Sign")).unwrap_err();
+        assert!(
+            format!("{e:#}").contains(&format!("cannot read the server's metrics at {addr}")),
+            "{e:#}"
+        );
+        let e = scrape("not an address", None).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("not a HOST:PORT address"),
+            "{e:#}"
+        );
+    }
+}

@@ -1448,5 +1448,31 @@ async fn bench_sign_counts_only_logged_calls() {
         size >= counted,
         "the bench counted {counted} signed calls but the log holds {size} entries"
     );
+    // A metrics address where nothing answers is an error naming it, before any load.
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let out = run(
+        byline(d).env("BYLINE_TOKEN", &server.token).args([
+            "bench",
+            "sign",
+            "--server",
+            &server.url,
+            "--duration",
+            "1",
+            "--metrics",
+            &nowhere,
+        ]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!("cannot read the server's metrics at {nowhere}")),
+        "{stderr}"
+    );
+    assert!(
+        !text(&out.stdout).contains("requests"),
+        "{}",
+        text(&out.stdout)
+    );
     server.assert_no_panic();
 }

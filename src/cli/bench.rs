@@ -3,7 +3,8 @@
 //! request rate, latency percentiles, the server's CPU and memory (when its pid is given), and,
 //! measured in the same run, the raw single-thread rate of the same cryptographic work, with
 //! the ratio of the two; with the server's metrics address, also how many batches the log
-//! committed and how long its commits took.
+//! committed, how long its commits took and (unary `Sign`) how long the calls took inside the
+//! server.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -505,6 +506,17 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
         a.connections,
         a.duration
     );
+    // Only unary Sign's time in the server is one call's: SignStream's is recorded once per
+    // stream, as it opens, and the echo's not at all.
+    let rpc = (!a.stream && !a.echo).then_some("Sign");
+    let scrape_now = || {
+        a.metrics
+            .as_deref()
+            .map(|addr| scrape(addr, rpc))
+            .transpose()
+    };
+    // A metrics address that does not answer is reported now, not after the warm-up.
+    scrape_now()?;
     let idle_rss = a.server_pid.and_then(rss_mib);
     // The raw rate is read twice, with the server idle before and after the load: on a shared
     // machine one reading can be off by a third, and the spread shows how far to trust the ratio.
@@ -522,15 +534,6 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
             run_unary(&a, &token, work.clone(), until).await
         }
     })?;
-    // Only unary Sign's time in the server is one call's: SignStream's is recorded once per
-    // stream, as it opens, and the echo's not at all.
-    let rpc = (!a.stream && !a.echo).then_some("Sign");
-    let scrape_now = || {
-        a.metrics
-            .as_deref()
-            .map(|addr| scrape(addr, rpc))
-            .transpose()
-    };
     let log_before = scrape_now()?;
     let cpu_before = a.server_pid.and_then(cpu_seconds);
     let peak_rss = Arc::new(Mutex::new(0f64));
@@ -648,7 +651,7 @@ fn log_lines(before: &LogCounters, after: &LogCounters) -> String {
     );
     if let Some(calls) = log.calls {
         lines.push_str(&format!(
-            "\nin the server    {:.0} calls: mean {}, p50 <= {}, p99 <= {}",
+            "\nin the server   {:.0} calls: mean {}, p50 <= {}, p99 <= {}",
             calls.count,
             ms(calls.mean),
             ms(calls.p50),

@@ -112,14 +112,13 @@ pub fn scrape(addr: &str, rpc: Option<&str>) -> Result<LogCounters> {
 /// one is named; series it lacks read as zero (or empty).
 pub fn parse_log_counters(text: &str, rpc: Option<&str>) -> LogCounters {
     let mut counters = LogCounters::default();
-    // Series names no line can have when no RPC is named.
-    let (call_buckets, call_sum) = match rpc {
-        Some(rpc) => (
+    // The RPC's bucket prefix and sum series.
+    let call_series = rpc.map(|rpc| {
+        (
             format!("byline_rpc_duration_seconds_bucket{{rpc=\"{rpc}\",le=\""),
             format!("byline_rpc_duration_seconds_sum{{rpc=\"{rpc}\"}}"),
-        ),
-        None => ("\n".to_string(), "\n".to_string()),
-    };
+        )
+    });
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((series, value)) = line.rsplit_once(' ') else {
             continue;
@@ -131,13 +130,18 @@ pub fn parse_log_counters(text: &str, rpc: Option<&str>) -> LogCounters {
             "byline_log_batches_total" => counters.batches = value,
             "byline_log_batch_entries_total" => counters.entries = value,
             "byline_log_commit_duration_seconds_sum" => counters.commits.sum = value,
-            s if s == call_sum => counters.calls.sum = value,
+            s if call_series.as_ref().is_some_and(|(_, sum)| s == sum) => {
+                counters.calls.sum = value
+            }
             s => {
                 let (histogram, bound) = if let Some(rest) =
                     s.strip_prefix("byline_log_commit_duration_seconds_bucket{le=\"")
                 {
                     (&mut counters.commits, rest)
-                } else if let Some(rest) = s.strip_prefix(call_buckets.as_str()) {
+                } else if let Some(rest) = call_series
+                    .as_ref()
+                    .and_then(|(buckets, _)| s.strip_prefix(buckets.as_str()))
+                {
                     (&mut counters.calls, rest)
                 } else {
                     continue;

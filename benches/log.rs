@@ -1112,12 +1112,6 @@ async fn build_tree(path: &Path, size: u64) -> Result<BuiltTree> {
     })
 }
 
-/// The last leaf a node covers: the key of `tree_nodes_by_end` (written out here rather than
-/// taken from the store, so that the benchmark also checks that the store finds its nodes).
-fn node_end(id: &NodeId) -> i64 {
-    (((id.index + 1) << id.level) - 1) as i64
-}
-
 /// Writes and clears `buf` in one transaction as `Store::append` lays nodes out: the leaves
 /// (level 0) as `entries` rows holding their hash, the nodes above them in
 /// `tree_nodes_by_end`, each table in key order so that the rows append at its end.
@@ -1126,7 +1120,7 @@ fn write_nodes(conn: &mut Connection, buf: &mut Vec<(NodeId, Hash)>) -> Result<D
     let (mut leaves, mut upper): (Vec<_>, Vec<_>) =
         buf.drain(..).partition(|(id, _)| id.level == 0);
     leaves.sort_unstable_by_key(|(id, _)| id.index);
-    upper.sort_unstable_by_key(|(id, _)| (node_end(id), id.level));
+    upper.sort_unstable_by_key(|(id, _)| (id.last_leaf(), id.level));
     let tx = conn.transaction()?;
     for chunk in leaves.chunks(ROWS_PER_STATEMENT) {
         let sql = multi_row_sql(
@@ -1156,7 +1150,7 @@ fn write_nodes(conn: &mut Connection, buf: &mut Vec<(NodeId, Hash)>) -> Result<D
         );
         let values = chunk.iter().flat_map(|(id, hash)| {
             [
-                ToSqlOutput::from(node_end(id)),
+                ToSqlOutput::from(id.last_leaf() as i64),
                 ToSqlOutput::from(i64::from(id.level)),
                 ToSqlOutput::from(&hash[..]),
             ]
@@ -1255,7 +1249,9 @@ async fn bench_proofs(
                 .prepare_cached(
                     "SELECT hash FROM tree_nodes_by_end WHERE end_idx = ? AND level = ?",
                 )?
-                .query_row(params![node_end(id), i64::from(id.level)], |r| r.get(0))?;
+                .query_row(params![id.last_leaf() as i64, i64::from(id.level)], |r| {
+                    r.get(0)
+                })?;
             point.push(t.elapsed());
         }
     }

@@ -126,6 +126,25 @@ impl NodeId {
         }
     }
 
+    /// The index of the last leaf this subtree covers, `(index + 1) · 2^level − 1`. The
+    /// nodes a batch of appends completes all end inside the batch, so a store that keys
+    /// nodes by it writes them side by side (the SQLite store's `tree_nodes_by_end`).
+    pub fn last_leaf(self) -> u64 {
+        self.index
+            .wrapping_add(1)
+            .wrapping_shl(u32::from(self.level))
+            .wrapping_sub(1)
+    }
+
+    /// The node at `level` whose subtree ends at leaf `last_leaf`: the inverse of
+    /// [`NodeId::last_leaf`], for stores that key nodes by it.
+    pub fn ending_at(level: u8, last_leaf: u64) -> Self {
+        Self {
+            level,
+            index: (last_leaf.wrapping_add(1).wrapping_shr(u32::from(level))).wrapping_sub(1),
+        }
+    }
+
     /// Whether this perfect subtree is complete in a tree of `size` leaves,
     /// i.e. whether a store of that tree can hold its hash.
     pub fn exists_in(self, size: u64) -> bool {
@@ -792,6 +811,19 @@ mod tests {
         }
     }
 
+    /// A node's last leaf is the end of the leaves it covers, and the node is found again from
+    /// it and its level.
+    #[test]
+    fn a_node_is_found_again_from_its_last_leaf() {
+        for level in 0u8..20 {
+            for index in [0u64, 1, 2, 3, 7, 1000, 123_456] {
+                let end = NodeId { level, index }.last_leaf();
+                // The subtree's last leaf: it covers 2^level leaves from index * 2^level.
+                assert_eq!(end, ((index + 1) << level) - 1);
+                assert_eq!(NodeId::ending_at(level, end), NodeId { level, index });
+            }
+        }
+    }
     #[test]
     fn every_proof_up_to_70_leaves_matches_the_rfc_definition() {
         grow(

@@ -143,7 +143,7 @@ pub fn render() -> String {
         let _ = writeln!(out, "# HELP byline_log_size Largest tree size this process has signed.\n# TYPE byline_log_size gauge\nbyline_log_size {}", r.log_size);
         let _ = writeln!(out, "# HELP byline_log_batches_total Group-commit batches.\n# TYPE byline_log_batches_total counter\nbyline_log_batches_total {}", r.batches);
         let _ = writeln!(out, "# HELP byline_log_batch_entries_total Entries over all batches (divide by batches for the mean size).\n# TYPE byline_log_batch_entries_total counter\nbyline_log_batch_entries_total {}", r.batch_entries);
-        out.push_str("# HELP byline_log_commit_duration_seconds Time for the store to commit one batch durably.\n# TYPE byline_log_commit_duration_seconds histogram\n");
+        out.push_str("# HELP byline_log_commit_duration_seconds Time for the store to commit one batch durably (or to fail it).\n# TYPE byline_log_commit_duration_seconds histogram\n");
         r.commits.render(
             &mut out,
             "byline_log_commit_duration_seconds",

@@ -48,7 +48,7 @@ const SCHEMA: &[&str] = &[
     // still read for the nodes those logs wrote).
     "CREATE TABLE IF NOT EXISTS tree_nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID",
     // The hashes of the perfect subtrees above the leaves, keyed by the last leaf a subtree
-    // covers (`end_idx`, see `node_end`) and its height. Every node a batch completes ends
+    // covers (`end_idx`, `NodeId::last_leaf`) and its height. Every node a batch completes ends
     // inside the batch, so its nodes are one run of the key, appended at the B-tree's right
     // edge. Keyed by level first (`tree_nodes`), a batch dirtied the right-edge page of every
     // level it completed: about 1 KB of WAL per entry.
@@ -584,20 +584,6 @@ fn token_from_row(row: &rusqlite::Row<'_>) -> Result<TokenRecord, StoreError> {
     })
 }
 
-/// The `tree_nodes_by_end` key of a node: the index of the last leaf its subtree covers.
-pub(super) fn node_end(id: &NodeId) -> i64 {
-    (id.index
-        .wrapping_add(1)
-        .wrapping_shl(u32::from(id.level))
-        .wrapping_sub(1)) as i64
-}
-
-/// The index, among the nodes of its `level`, of the node whose last leaf is `end`: the
-/// inverse of [`node_end`].
-pub(super) fn node_index_of_end(level: i64, end: i64) -> i64 {
-    ((end as u64).wrapping_add(1) >> level).wrapping_sub(1) as i64
-}
-
 /// Reads the nodes `ids` from one node table in one statement, `select` naming the table
 /// and the two key columns matched against `key_of` each id (one statement shape per number
 /// of nodes, a few dozen at most, kept in the cache); each row's `(level, second key column)`
@@ -647,8 +633,10 @@ pub(super) fn read_nodes(
         conn,
         "SELECT level, end_idx, hash FROM tree_nodes_by_end WHERE (end_idx, level)",
         &upper,
-        |id| [node_end(id), i64::from(id.level)],
-        node_index_of_end,
+        |id| [id.last_leaf() as i64, i64::from(id.level)],
+        // A level past a byte (a corrupt row) names no node asked for, so it is reported
+        // missing below.
+        |level, end| NodeId::ending_at(level as u8, end as u64).index as i64,
         &mut found,
     )?;
     let older: Vec<&NodeId> = upper

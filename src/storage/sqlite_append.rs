@@ -24,8 +24,8 @@ use tokio::sync::oneshot;
 use crate::core::manifest::Timestamp;
 use crate::core::merkle::Hash;
 use crate::storage::sqlite::{
-    decode_key_run, encode_key_run, entry_keys_of, key_slice, keys_in_runs, node_end,
-    open_connection, read_state, recent_slice, ts, PENDING_SLICE_BITS, RECENT_SLICE_BITS,
+    decode_key_run, encode_key_run, entry_keys_of, key_slice, keys_in_runs, open_connection,
+    read_state, recent_slice, ts, PENDING_SLICE_BITS, RECENT_SLICE_BITS,
 };
 use crate::storage::{
     idempotency_keys, plan_append, BatchResult, BatchSlots, CheckpointRow, LogState, PendingEntry,
@@ -323,7 +323,7 @@ impl Appender {
                 .nodes
                 .iter()
                 .filter(|(id, _)| id.level > 0)
-                .map(|(id, hash)| (node_end(id), i64::from(id.level), hash))
+                .map(|(id, hash)| (id.last_leaf() as i64, i64::from(id.level), hash))
                 .collect();
             upper.sort_unstable_by_key(|&(end, level, _)| (end, level));
             let nodes: Vec<[&dyn ToSql; 3]> = upper
@@ -465,10 +465,7 @@ fn insert_rows<const N: usize>(
 #[cfg(test)]
 mod tests {
     use super::{insert_into_index, insert_rows, PENDING_SLICE_BITS, RECENT_SLICE_BITS};
-    use crate::core::merkle::NodeId;
-    use crate::storage::sqlite::{
-        decode_key_run, encode_key_run, key_slice, node_end, node_index_of_end, recent_slice,
-    };
+    use crate::storage::sqlite::{decode_key_run, encode_key_run, key_slice, recent_slice};
     use crate::storage::StoreError;
 
     /// A pending run's blob gives back the pairs it was made of, negative keys included, and
@@ -542,18 +539,6 @@ mod tests {
     /// signed range as contiguous intervals without overlap, for the pending and the recent
     /// cuts; a pending range holds exactly four recent ranges, the ones a pending move merges
     /// into.
-    #[test]
-    fn a_node_is_found_again_from_its_last_leaf() {
-        for level in 0u8..20 {
-            for index in [0u64, 1, 2, 3, 7, 1000, 123_456] {
-                let end = node_end(&NodeId { level, index });
-                // The subtree's last leaf: it covers 2^level leaves from index * 2^level.
-                assert_eq!(end as u64, ((index + 1) << level) - 1);
-                assert_eq!(node_index_of_end(i64::from(level), end), index as i64);
-            }
-        }
-    }
-
     #[test]
     fn key_ranges_are_contiguous_and_nest() {
         for bits in [PENDING_SLICE_BITS, RECENT_SLICE_BITS] {

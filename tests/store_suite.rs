@@ -901,6 +901,126 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
     assert_eq!(index_of_own_leaf(&store, &first).await, Some(0));
 }
 
+/// The unsorted pending runs (slice 16) and the keys they hold.
+fn unsorted_runs(conn: &rusqlite::Connection) -> (i64, i64) {
+    conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(length(keys)), 0) / 16 FROM pending_key_runs \
+         WHERE slice = 16",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+/// Small appends (three entries, twelve keys) each store their keys as one unsorted pending
+/// run, one row at the table's right edge, instead of a row in most of the sixteen key
+/// ranges; once the unsorted runs would reach 1,024 keys, an append cuts them, with its own
+/// keys, into their ranges. Through the cuts, the moves on into `recent_key_runs` (past 8,192
+/// pending keys) and a restart of the store, every entry is found by each digest exactly
+/// once, and every key is in exactly one table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_small_appends_write_one_pending_run_until_they_are_cut() {
+    let (_dir, url) = temp_sqlite_url();
+    let mut store = <SqliteStore as Backend>::open(&url).await;
+    // The first 8 bytes (the key) spread over the whole range, so that keys fall into every
+    // key range; distinct for every (n, kind), as multiplying by an odd number is a bijection.
+    let digest = |n: usize, kind: usize| {
+        let key = ((n * 7919 + kind) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        format!("{key:016x}{n:048x}")
+    };
+    let entry = |n: usize| PendingEntry {
+        text_sha256: Some(digest(n, 0)),
+        exact_sha256: Some(digest(n, 1)),
+        statement_sha256: digest(n, 2),
+        ..pending(n)
+    };
+    let conn = raw_sqlite(&url);
+    const BATCH: usize = 3;
+    let (mut cuts, mut seen_recent) = (0, false);
+    for batch in 0..720 {
+        if batch == 400 {
+            // A restarted store counts the unsorted keys the file holds.
+            drop(store);
+            store = <SqliteStore as Backend>::open(&url).await;
+        }
+        let before = unsorted_runs(&conn);
+        let ranged_before = count_rows(&conn, "pending_key_runs") - before.0;
+        let first = batch * BATCH;
+        store
+            .append(
+                (first..first + BATCH).map(entry).collect(),
+                time(batch as i64),
+            )
+            .await
+            .unwrap();
+        let after = unsorted_runs(&conn);
+        let ranged_after = count_rows(&conn, "pending_key_runs") - after.0;
+        if before.1 + 4 * (BATCH as i64) < 1024 {
+            assert_eq!(
+                after,
+                (before.0 + 1, before.1 + 4 * BATCH as i64),
+                "append {batch} adds one unsorted run"
+            );
+            assert!(
+                ranged_after <= ranged_before,
+                "append {batch} writes no run into a key range"
+            );
+        } else {
+            assert_eq!(after, (0, 0), "append {batch} cuts the unsorted runs");
+            assert!(ranged_after > ranged_before, "append {batch} adds cut runs");
+            cuts += 1;
+        }
+        let pending = keys_in_runs(&conn, "pending_key_runs");
+        let recent = keys_in_runs(&conn, "recent_key_runs");
+        let indexed = count_rows(&conn, "entry_keys");
+        assert_eq!(
+            pending + recent + indexed,
+            4 * (first + BATCH) as i64,
+            "four keys per entry, each in one table"
+        );
+        seen_recent |= recent > 0;
+        for n in [0, first / 2, first + BATCH - 1] {
+            for (kind, found) in [
+                (0, store.lookup_text(&digest(n, 0)).await.unwrap()),
+                (1, store.lookup_exact(&digest(n, 1)).await.unwrap()),
+                (2, store.lookup_statement(&digest(n, 2)).await.unwrap()),
+            ] {
+                let indices: Vec<u64> = found.iter().map(|e| e.index).collect();
+                assert_eq!(indices, vec![n as u64], "entry {n}, digest kind {kind}");
+            }
+        }
+    }
+    // 8,640 keys, twelve at a time: a cut every 86th append or so.
+    assert!(cuts >= 8, "the unsorted runs were cut only {cuts} times");
+    assert!(
+        seen_recent,
+        "8,640 keys: some moved on into recent_key_runs"
+    );
+    let runs: Vec<(i64, Vec<u8>)> = conn
+        .prepare("SELECT slice, keys FROM pending_key_runs WHERE slice < 16")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!runs.is_empty());
+    for (slice, blob) in runs {
+        let pairs = key_pairs(&blob);
+        assert!(
+            pairs.windows(2).all(|w| w[0] < w[1]),
+            "a cut run is sorted without repeats"
+        );
+        assert!(
+            pairs
+                .iter()
+                .all(|&(key, _)| ((key as u64) >> 60) as i64 == slice),
+            "pending run {slice} holds only its own range's keys"
+        );
+    }
+    let last = store.entry(719 * 3 + 2).await.unwrap().unwrap();
+    assert_eq!(index_of_own_leaf(&store, &last).await, Some(719 * 3 + 2));
+}
+
 /// A file whose pending keys are rows of the older `pending_keys` table (one row per key) is
 /// upgraded when migrated: its keys move into `entry_keys`, the old table is dropped, and
 /// every entry is still found by its digests.

@@ -34,7 +34,9 @@ const SCHEMA: &[&str] = &[
     // the range as one blob of (key, index) pairs (`encode_key_run`). An append writes at most
     // sixteen small rows instead of four rows per entry; a lookup reads the runs of its key's
     // range; a move deletes one range's runs and merges their keys into `recent_key_runs`,
-    // once `PENDING_KEYS_LIMIT` keys are pending (see `sqlite_append`).
+    // once `PENDING_KEYS_LIMIT` keys are pending (see `sqlite_append`). A small append writes
+    // its keys as one row of `UNSORTED_SLICE` instead (every lookup reads those too), and
+    // they are cut into their ranges with a later append's (`UNSORTED_KEYS_LIMIT`).
     "CREATE TABLE IF NOT EXISTS pending_key_runs (slice INTEGER NOT NULL, first_idx INTEGER NOT NULL, keys BLOB NOT NULL, PRIMARY KEY (slice, first_idx)) WITHOUT ROWID",
     // Keys on their way from `pending_key_runs` to `entry_keys`: one row per key range (the
     // key's top six bits, `slice`), its keys one sorted blob of (key, index) pairs. A move
@@ -361,6 +363,14 @@ pub(super) fn recent_slice(key: i64) -> i64 {
 /// one append held that batch for 20–30 ms.
 pub(super) const PENDING_SLICE_BITS: u32 = 4;
 
+/// The `slice` of the pending runs that small appends write: all of one append's keys in one
+/// row, in key order but not cut into ranges. Cut into sixteen, an append of a few entries
+/// wrote a row into most ranges, each the right edge of its own page: at half load about
+/// thirteen of the twenty pages a commit wrote. A lookup reads these runs as well as its own
+/// range's; they are cut into ranges once they hold `UNSORTED_KEYS_LIMIT` keys (see
+/// `sqlite_append`). It is one past the last range, so an older binary's moves never take it.
+pub(super) const UNSORTED_SLICE: i64 = 1 << PENDING_SLICE_BITS;
+
 /// Into how many key ranges `recent_key_runs` is cut (by the key's top six bits: 64); a pending
 /// range covers exactly four of them. A move's cost per key depends only on how much larger
 /// `entry_keys` is than the recent tier, not on the range, so finer ranges cost no throughput;
@@ -416,15 +426,32 @@ pub(super) fn keys_in_runs(conn: &rusqlite::Connection, table: &str) -> Result<i
     )?)
 }
 
+/// How many keys the unsorted pending runs (`UNSORTED_SLICE`) hold.
+pub(super) fn keys_in_unsorted_runs(conn: &rusqlite::Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        &format!(
+            "SELECT COALESCE(SUM(length(keys)), 0) / {KEY_PAIR_BYTES} FROM pending_key_runs \
+             WHERE slice = {UNSORTED_SLICE}"
+        ),
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 /// The indexes of the entries with `key` that are not in `entry_keys` yet, as the JSON array
 /// [`candidates!`] binds: read from the pending runs of the key's range (a sixteenth of what
-/// is pending) and from the one recent run of its range.
+/// is pending), the unsorted pending runs (fewer than `UNSORTED_KEYS_LIMIT` keys) and the one
+/// recent run of its range.
 fn unindexed_candidates(conn: &rusqlite::Connection, key: i64) -> Result<String, StoreError> {
     let mut found = Vec::new();
     for (sql, slice) in [
         (
             "SELECT keys FROM pending_key_runs WHERE slice = ?1",
             key_slice(key),
+        ),
+        (
+            "SELECT keys FROM pending_key_runs WHERE slice = ?1",
+            UNSORTED_SLICE,
         ),
         (
             "SELECT keys FROM recent_key_runs WHERE slice = ?1",

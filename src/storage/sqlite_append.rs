@@ -24,8 +24,9 @@ use tokio::sync::oneshot;
 use crate::core::manifest::Timestamp;
 use crate::core::merkle::Hash;
 use crate::storage::sqlite::{
-    decode_key_run, encode_key_run, entry_keys_of, key_slice, keys_in_runs, open_connection,
-    read_state, recent_slice, ts, PENDING_SLICE_BITS, RECENT_SLICE_BITS,
+    decode_key_run, encode_key_run, entry_keys_of, key_slice, keys_in_runs, keys_in_unsorted_runs,
+    open_connection, read_state, recent_slice, ts, PENDING_SLICE_BITS, RECENT_SLICE_BITS,
+    UNSORTED_SLICE,
 };
 use crate::storage::{
     idempotency_keys, plan_append, BatchResult, BatchSlots, CheckpointRow, LogState, PendingEntry,
@@ -37,6 +38,13 @@ use crate::storage::{
 /// dirties a page of its own, so a batch of n entries would rewrite up to 4n index pages;
 /// moved thousands at a time, in key order, keys share pages.
 const PENDING_KEYS_LIMIT: i64 = 8192;
+
+/// How many keys the unsorted pending runs (`UNSORTED_SLICE`) gather before an append cuts
+/// them, with its own keys, into their key ranges; an append with this many keys of its own
+/// is cut at once. At half load (a few entries per append, about 20 keys) the keys of some
+/// fifty appends share each cut, so an append writes about one pending page instead of
+/// thirteen; a lookup reads at most this many unsorted keys besides its own range's.
+const UNSORTED_KEYS_LIMIT: i64 = 1024;
 
 /// How many keys `recent_key_runs` holds before its key ranges start moving into `entry_keys`.
 ///
@@ -166,6 +174,8 @@ struct Appender {
 #[derive(Clone, Copy, Debug)]
 struct KeyTiers {
     pending: TierFill,
+    /// How many of the pending keys are in unsorted runs (counted like `TierFill::rows`).
+    unsorted: i64,
     recent: TierFill,
 }
 
@@ -294,18 +304,14 @@ impl Appender {
             Some(tiers) => tiers,
             None => KeyTiers {
                 pending: TierFill::holding(keys_in_runs(&tx, "pending_key_runs")?),
+                unsorted: keys_in_unsorted_runs(&tx)?,
                 recent: TierFill::holding(keys_in_runs(&tx, "recent_key_runs")?),
             },
         };
-        if let Some(first_idx) = plan.rows.first().map(|row| row.index as i64) {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO pending_key_runs (slice, first_idx, keys) VALUES (?1, ?2, ?3)",
-            )?;
-            for run in keys.chunk_by(|a, b| key_slice(a.0) == key_slice(b.0)) {
-                insert.execute(params![key_slice(run[0].0), first_idx, encode_key_run(run)])?;
-            }
-        }
         tiers.pending.rows += keys.len() as i64;
+        if let Some(first_idx) = plan.rows.first().map(|row| row.index as i64) {
+            tiers.unsorted = store_pending_keys(&tx, first_idx, keys, tiers.unsorted)?;
+        }
         if let Some(slice) = tiers.pending.due(PENDING_KEYS_LIMIT, PENDING_SLICE_BITS) {
             let moved = move_pending_slice(&tx, slice)?;
             tiers.pending.rows -= moved;
@@ -349,6 +355,45 @@ impl Appender {
         self.cached = Some((version, plan.state_after.clone()));
         slots.finish(plan)
     }
+}
+
+/// Stores the keys of an append whose first entry is `first_idx` (sorted, without repeats) in
+/// the pending runs, given how many keys the unsorted runs already hold; returns how many
+/// they hold after. Below [`UNSORTED_KEYS_LIMIT`] in all, the keys become one unsorted run:
+/// one row, at the table's right edge. Otherwise they are cut into their key ranges together
+/// with the unsorted runs, which are deleted: one run per range, keyed by the earliest append
+/// among them (whose own keys were never stored cut, so the key is not taken).
+fn store_pending_keys(
+    tx: &rusqlite::Transaction<'_>,
+    first_idx: i64,
+    mut keys: Vec<(i64, i64)>,
+    unsorted: i64,
+) -> Result<i64, StoreError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO pending_key_runs (slice, first_idx, keys) VALUES (?1, ?2, ?3)",
+    )?;
+    let with_these = unsorted + keys.len() as i64;
+    if with_these < UNSORTED_KEYS_LIMIT {
+        insert.execute(params![UNSORTED_SLICE, first_idx, encode_key_run(&keys)])?;
+        return Ok(with_these);
+    }
+    let mut earliest = first_idx;
+    if unsorted > 0 {
+        let mut runs = tx.prepare_cached(
+            "DELETE FROM pending_key_runs WHERE slice = ?1 RETURNING first_idx, keys",
+        )?;
+        let mut runs = runs.query([UNSORTED_SLICE])?;
+        while let Some(run) = runs.next()? {
+            earliest = earliest.min(run.get(0)?);
+            keys.extend(decode_key_run(run.get_ref(1)?.as_blob()?)?);
+        }
+        keys.sort_unstable();
+        keys.dedup();
+    }
+    for run in keys.chunk_by(|a, b| key_slice(a.0) == key_slice(b.0)) {
+        insert.execute(params![key_slice(run[0].0), earliest, encode_key_run(run)])?;
+    }
+    Ok(0)
 }
 
 /// Moves the pending keys whose top four bits are `slice` into the recent runs of the same

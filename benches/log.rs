@@ -220,8 +220,11 @@ async fn run(plan: &Plan, dir: &Path) -> Result<()> {
     }
 
     println!(
-        "\n== 1b. Sequencer (group commit, SequencerSettings::default(): max_batch 256, \
-         max_wait 0, queue 4096), fresh database per case =="
+        "\n== 1b. Sequencer (group commit, SequencerSettings::default(): max_batch {}, \
+         max_wait {} us, queue {}), fresh database per case ==",
+        SequencerSettings::default().max_batch,
+        SequencerSettings::default().max_wait.as_micros(),
+        SequencerSettings::default().queue,
     );
     println!(
         "Each submitter awaits Sequencer::submit in a loop (closed loop). Per batch the sequencer \

@@ -14,7 +14,7 @@ use crate::core::manifest::{check_domain, Timestamp};
 use crate::core::merkle::{leaf_hash, verify_inclusion};
 use crate::proto as pb;
 use crate::service::grpc::Limits;
-use crate::service::log::SequencerSettings;
+use crate::service::log::{SequencerSettings, DEFAULT_BATCH_WAIT};
 use crate::service::{auth, ServeConfig};
 use crate::storage::Store;
 
@@ -49,9 +49,10 @@ pub struct ServeArgs {
     /// Most entries per group-commit batch [default: 256].
     #[arg(long, env = "BYLINE_BATCH_MAX")]
     batch_max: Option<usize>,
-    /// How long a batch waits for more entries, in milliseconds [default: 0].
+    /// How long a batch waits for more entries, in milliseconds; fractions are kept to the
+    /// microsecond, 0 takes only what is queued [default: 0.25].
     #[arg(long, env = "BYLINE_BATCH_WAIT_MS")]
-    batch_wait_ms: Option<u64>,
+    batch_wait_ms: Option<f64>,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).
     #[arg(long, env = "BYLINE_METRICS")]
     metrics: Option<SocketAddr>,
@@ -78,7 +79,7 @@ struct ServeFile {
     max_article_bytes: Option<usize>,
     max_concurrent: Option<usize>,
     batch_max: Option<usize>,
-    batch_wait_ms: Option<u64>,
+    batch_wait_ms: Option<f64>,
     metrics: Option<SocketAddr>,
     worker_threads: Option<usize>,
     tls_cert: Option<PathBuf>,
@@ -133,9 +134,10 @@ fn resolve(args: ServeArgs) -> Result<(ServeConfig, ProcessSettings)> {
         },
         sequencer: SequencerSettings {
             max_batch: args.batch_max.or(file.batch_max).unwrap_or(256).max(1),
-            max_wait: std::time::Duration::from_millis(
-                args.batch_wait_ms.or(file.batch_wait_ms).unwrap_or(0),
-            ),
+            max_wait: match args.batch_wait_ms.or(file.batch_wait_ms) {
+                Some(ms) => batch_wait(ms)?,
+                None => DEFAULT_BATCH_WAIT,
+            },
             queue: 4096,
         },
         metrics: args.metrics.or(file.metrics),
@@ -145,6 +147,16 @@ fn resolve(args: ServeArgs) -> Result<(ServeConfig, ProcessSettings)> {
         max_message_bytes: max_article_bytes + 1024 * 1024,
     };
     Ok((config, ProcessSettings { worker_threads }))
+}
+
+/// The batch wait of `batch_wait_ms`: 0 to 1,000 milliseconds, kept to the microsecond.
+fn batch_wait(ms: f64) -> Result<std::time::Duration> {
+    if !(0.0..=1000.0).contains(&ms) {
+        bail!("batch_wait_ms must be a number of milliseconds from 0 to 1000, not {ms}");
+    }
+    Ok(std::time::Duration::from_micros(
+        (ms * 1000.0).round() as u64
+    ))
 }
 
 /// A runtime for one blocking CLI command that talks to a server.
@@ -1172,4 +1184,24 @@ pub fn edit_history(
         }
         Ok(history)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_wait;
+    use std::time::Duration;
+
+    /// A batch wait is read in milliseconds with fractions to the microsecond; a negative,
+    /// huge or non-numeric value is refused with a message that names the setting.
+    #[test]
+    fn batch_wait_reads_fractions_of_a_millisecond_and_refuses_nonsense() {
+        assert_eq!(batch_wait(0.25).unwrap(), Duration::from_micros(250));
+        assert_eq!(batch_wait(1.0).unwrap(), Duration::from_millis(1));
+        assert_eq!(batch_wait(0.0).unwrap(), Duration::ZERO);
+        assert_eq!(batch_wait(0.0004).unwrap(), Duration::ZERO);
+        for bad in [-1.0, 1000.5, f64::NAN, f64::INFINITY] {
+            let e = batch_wait(bad).unwrap_err().to_string();
+            assert!(e.contains("batch_wait_ms"), "{bad}: {e}");
+        }
+    }
 }

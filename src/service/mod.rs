@@ -2,6 +2,7 @@
 //! health and reflection, metrics, TLS and graceful shutdown.
 
 pub mod auth;
+mod batch_timer;
 pub mod codec;
 pub mod cpu_pool;
 pub mod grpc;

@@ -151,7 +151,9 @@ pub struct Sequencer {
 }
 
 impl Sequencer {
-    /// Starts the sequencer task.
+    /// Starts the sequencer task on the current tokio runtime, which must have its timers
+    /// enabled, and its I/O too when `settings.max_wait` is not zero (on Linux the batch wait
+    /// is a `timerfd` on the runtime's reactor).
     pub fn start<S: Store>(store: S, signer: Arc<LogSigner>, settings: SequencerSettings) -> Self {
         let (tx, rx) = mpsc::channel(settings.queue.max(1));
         tokio::spawn(run_sequencer(store, signer, settings, rx));
@@ -183,7 +185,8 @@ async fn run_sequencer<S: Store>(
     // not need it stored (`latest_checkpoint` signs the durable tree's checkpoint itself); it
     // is stored so that the history of checkpoints is kept.
     let mut unstored: Option<CheckpointRow> = None;
-    let mut timer = BatchTimer::new();
+    // Made only when batches wait: it needs the runtime's reactor.
+    let mut timer = (!settings.max_wait.is_zero()).then(BatchTimer::new);
     loop {
         let first = if unstored.is_some() {
             match tokio::time::timeout(IDLE_CHECKPOINT_DELAY, rx.recv()).await {
@@ -201,14 +204,14 @@ async fn run_sequencer<S: Store>(
             }
         };
         let mut batch = vec![first];
-        if !settings.max_wait.is_zero() {
+        if let Some(timer) = timer.as_mut() {
             timer.start(settings.max_wait);
         }
         while batch.len() < settings.max_batch {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) if settings.max_wait.is_zero() => break,
-                Err(_) => tokio::select! {
+            match (rx.try_recv(), timer.as_ref()) {
+                (Ok(job), _) => batch.push(job),
+                (Err(_), None) => break,
+                (Err(_), Some(timer)) => tokio::select! {
                     biased;
                     job = rx.recv() => match job {
                         Some(job) => batch.push(job),
@@ -218,7 +221,9 @@ async fn run_sequencer<S: Store>(
                 },
             }
         }
-        timer.stop();
+        if let Some(timer) = timer.as_mut() {
+            timer.stop();
+        }
         // A caller that gave up (its deadline passed, or it disconnected) before its entry was
         // appended gets no entry: nobody would ever receive that bundle. Once appended, an entry
         // is answered even if the caller has just gone (a retry with its idempotency key

@@ -802,6 +802,80 @@ fn count_rows(conn: &rusqlite::Connection, table: &str) -> i64 {
         .unwrap()
 }
 
+/// A 64-hex-digit digest for entry `n` (`kind` 0, 1, 2: text, exact, statement) whose first 8
+/// bytes (its key) spread over the whole key space, so that keys fall into every key range;
+/// distinct for every (n, kind), as multiplying by an odd number is a bijection.
+fn spread_digest(n: usize, kind: usize) -> String {
+    let key = ((n * 7919 + kind) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    format!("{key:016x}{n:048x}")
+}
+
+/// Entry `n` with the digests of [`spread_digest`]: four distinct keys with its leaf hash.
+fn spread_entry(n: usize) -> PendingEntry {
+    PendingEntry {
+        text_sha256: Some(spread_digest(n, 0)),
+        exact_sha256: Some(spread_digest(n, 1)),
+        statement_sha256: spread_digest(n, 2),
+        ..pending(n)
+    }
+}
+
+/// Each of the first `entries` entries' four keys is in exactly one of the key tables.
+fn assert_every_key_in_one_table(conn: &rusqlite::Connection, entries: usize) -> (i64, i64) {
+    let pending = keys_in_runs(conn, "pending_key_runs");
+    let recent = keys_in_runs(conn, "recent_key_runs");
+    let indexed = count_rows(conn, "entry_keys");
+    assert_eq!(
+        pending + recent + indexed,
+        4 * entries as i64,
+        "four keys per entry, each in one table"
+    );
+    (pending, recent)
+}
+
+/// The entries `ns` (of [`spread_entry`]) are each found by each digest, and only they.
+async fn assert_found_by_each_digest<S: Store>(store: &S, ns: &[usize]) {
+    for &n in ns {
+        for (kind, found) in [
+            (0, store.lookup_text(&spread_digest(n, 0)).await.unwrap()),
+            (1, store.lookup_exact(&spread_digest(n, 1)).await.unwrap()),
+            (
+                2,
+                store.lookup_statement(&spread_digest(n, 2)).await.unwrap(),
+            ),
+        ] {
+            let indices: Vec<u64> = found.iter().map(|e| e.index).collect();
+            assert_eq!(indices, vec![n as u64], "entry {n}, digest kind {kind}");
+        }
+    }
+}
+
+/// Every run that `select` (slice, keys) reads is sorted, without repeats, and holds only keys
+/// whose top `bits` bits are its slice; there is at least one.
+fn assert_runs_sorted_in_their_ranges(conn: &rusqlite::Connection, select: &str, bits: u32) {
+    let runs: Vec<(i64, Vec<u8>)> = conn
+        .prepare(select)
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!runs.is_empty(), "{select}: no runs");
+    for (slice, blob) in runs {
+        let pairs = key_pairs(&blob);
+        assert!(
+            pairs.windows(2).all(|w| w[0] < w[1]),
+            "run {slice} is sorted without repeats"
+        );
+        assert!(
+            pairs
+                .iter()
+                .all(|&(key, _)| ((key as u64) >> (64 - bits)) as i64 == slice),
+            "run {slice} holds only its own range's keys"
+        );
+    }
+}
+
 /// The newest entries' keys wait in `pending_key_runs`, are merged into `recent_key_runs` once
 /// 8,192 have gathered, and move on into `entry_keys` once 65,536 have: an entry is found by
 /// every digest before, during and after the moves, exactly once, and a digest that shares
@@ -811,13 +885,6 @@ fn count_rows(conn: &rusqlite::Connection, table: &str) -> i64 {
 async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
     let (_dir, url) = temp_sqlite_url();
     let store = <SqliteStore as Backend>::open(&url).await;
-    let digest = |n: usize, kind: usize| format!("{:016x}{:048x}", n * 7919 + kind, n);
-    let entry = |n: usize| PendingEntry {
-        text_sha256: Some(digest(n, 0)),
-        exact_sha256: Some(digest(n, 1)),
-        statement_sha256: digest(n, 2),
-        ..pending(n)
-    };
     let conn = raw_sqlite(&url);
     // Batches of 256 entries (the sequencer's largest), 1,024 keys: enough of them for keys
     // to reach `recent_key_runs` (past 8,192 pending) and then `entry_keys` (past 65,536
@@ -828,19 +895,13 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
         let first = batch * BATCH;
         store
             .append(
-                (first..first + BATCH).map(entry).collect(),
+                (first..first + BATCH).map(spread_entry).collect(),
                 time(batch as i64),
             )
             .await
             .unwrap();
-        let pending = keys_in_runs(&conn, "pending_key_runs");
-        let recent = keys_in_runs(&conn, "recent_key_runs");
+        let (pending, recent) = assert_every_key_in_one_table(&conn, first + BATCH);
         let indexed = count_rows(&conn, "entry_keys");
-        assert_eq!(
-            pending + recent + indexed,
-            4 * (first + BATCH) as i64,
-            "four keys per entry, each in one table"
-        );
         assert!(
             pending <= 8192 + 16 * 1024,
             "pending keys move on in slices, one per append: {pending}"
@@ -855,44 +916,15 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
         );
         seen_recent |= recent > 0;
         seen_indexed |= indexed > 0;
-        for n in [0, first / 2, first, first + BATCH - 1] {
-            for (kind, found) in [
-                (0, store.lookup_text(&digest(n, 0)).await.unwrap()),
-                (1, store.lookup_exact(&digest(n, 1)).await.unwrap()),
-                (2, store.lookup_statement(&digest(n, 2)).await.unwrap()),
-            ] {
-                let indices: Vec<u64> = found.iter().map(|e| e.index).collect();
-                assert_eq!(indices, vec![n as u64], "entry {n}, digest kind {kind}");
-            }
-        }
+        assert_found_by_each_digest(&store, &[0, first / 2, first, first + BATCH - 1]).await;
     }
     assert!(
         seen_recent && seen_indexed,
         "24,576 entries' keys moved into recent_key_runs and on into entry_keys"
     );
-    let runs: Vec<(i64, Vec<u8>)> = conn
-        .prepare("SELECT slice, keys FROM recent_key_runs")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert!(!runs.is_empty());
-    for (slice, blob) in runs {
-        let pairs = key_pairs(&blob);
-        assert!(
-            pairs.windows(2).all(|w| w[0] < w[1]),
-            "run {slice} is sorted without repeats"
-        );
-        assert!(
-            pairs
-                .iter()
-                .all(|&(key, _)| ((key as u64) >> 58) as i64 == slice),
-            "run {slice} holds only its own range's keys"
-        );
-    }
+    assert_runs_sorted_in_their_ranges(&conn, "SELECT slice, keys FROM recent_key_runs", 6);
     // Same first 8 bytes as entry 5's text digest, different rest: not a match.
-    let mut near = digest(5, 0);
+    let mut near = spread_digest(5, 0);
     near.replace_range(60.., "ffff");
     assert!(store.lookup_text(&near).await.unwrap().is_empty());
     let last = store.entry(24575).await.unwrap().unwrap();
@@ -922,18 +954,6 @@ fn unsorted_runs(conn: &rusqlite::Connection) -> (i64, i64) {
 async fn sqlite_small_appends_write_one_pending_run_until_they_are_cut() {
     let (_dir, url) = temp_sqlite_url();
     let mut store = <SqliteStore as Backend>::open(&url).await;
-    // The first 8 bytes (the key) spread over the whole range, so that keys fall into every
-    // key range; distinct for every (n, kind), as multiplying by an odd number is a bijection.
-    let digest = |n: usize, kind: usize| {
-        let key = ((n * 7919 + kind) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        format!("{key:016x}{n:048x}")
-    };
-    let entry = |n: usize| PendingEntry {
-        text_sha256: Some(digest(n, 0)),
-        exact_sha256: Some(digest(n, 1)),
-        statement_sha256: digest(n, 2),
-        ..pending(n)
-    };
     let conn = raw_sqlite(&url);
     const BATCH: usize = 3;
     let (mut cuts, mut seen_recent) = (0, false);
@@ -948,7 +968,7 @@ async fn sqlite_small_appends_write_one_pending_run_until_they_are_cut() {
         let first = batch * BATCH;
         store
             .append(
-                (first..first + BATCH).map(entry).collect(),
+                (first..first + BATCH).map(spread_entry).collect(),
                 time(batch as i64),
             )
             .await
@@ -970,25 +990,9 @@ async fn sqlite_small_appends_write_one_pending_run_until_they_are_cut() {
             assert!(ranged_after > ranged_before, "append {batch} adds cut runs");
             cuts += 1;
         }
-        let pending = keys_in_runs(&conn, "pending_key_runs");
-        let recent = keys_in_runs(&conn, "recent_key_runs");
-        let indexed = count_rows(&conn, "entry_keys");
-        assert_eq!(
-            pending + recent + indexed,
-            4 * (first + BATCH) as i64,
-            "four keys per entry, each in one table"
-        );
+        let (_, recent) = assert_every_key_in_one_table(&conn, first + BATCH);
         seen_recent |= recent > 0;
-        for n in [0, first / 2, first + BATCH - 1] {
-            for (kind, found) in [
-                (0, store.lookup_text(&digest(n, 0)).await.unwrap()),
-                (1, store.lookup_exact(&digest(n, 1)).await.unwrap()),
-                (2, store.lookup_statement(&digest(n, 2)).await.unwrap()),
-            ] {
-                let indices: Vec<u64> = found.iter().map(|e| e.index).collect();
-                assert_eq!(indices, vec![n as u64], "entry {n}, digest kind {kind}");
-            }
-        }
+        assert_found_by_each_digest(&store, &[0, first / 2, first + BATCH - 1]).await;
     }
     // 8,640 keys, twelve at a time: a cut every 86th append or so.
     assert!(cuts >= 8, "the unsorted runs were cut only {cuts} times");
@@ -996,27 +1000,11 @@ async fn sqlite_small_appends_write_one_pending_run_until_they_are_cut() {
         seen_recent,
         "8,640 keys: some moved on into recent_key_runs"
     );
-    let runs: Vec<(i64, Vec<u8>)> = conn
-        .prepare("SELECT slice, keys FROM pending_key_runs WHERE slice < 16")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert!(!runs.is_empty());
-    for (slice, blob) in runs {
-        let pairs = key_pairs(&blob);
-        assert!(
-            pairs.windows(2).all(|w| w[0] < w[1]),
-            "a cut run is sorted without repeats"
-        );
-        assert!(
-            pairs
-                .iter()
-                .all(|&(key, _)| ((key as u64) >> 60) as i64 == slice),
-            "pending run {slice} holds only its own range's keys"
-        );
-    }
+    assert_runs_sorted_in_their_ranges(
+        &conn,
+        "SELECT slice, keys FROM pending_key_runs WHERE slice < 16",
+        4,
+    );
     let last = store.entry(719 * 3 + 2).await.unwrap().unwrap();
     assert_eq!(index_of_own_leaf(&store, &last).await, Some(719 * 3 + 2));
 }

@@ -4,6 +4,7 @@
 
 mod server_harness;
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -1101,6 +1102,78 @@ async fn worker_thread_setting_one_serves_and_zero_is_refused() {
             &args,
             &format!("{args:?}"),
             "worker_threads must be at least 1",
+        );
+    }
+}
+
+/// The batch wait takes fractions of a millisecond, and a whole number from a config file
+/// written before it did: signs 4 ms apart are each logged once, and with a wait long enough
+/// to gather them (50 ms), in fewer batches than calls (their proofs name fewer tree sizes). A
+/// negative or huge wait is refused at start, naming the setting, from a flag or from the
+/// config file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_wait_setting_takes_fractions_and_refuses_nonsense() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("wait.toml");
+    std::fs::write(&config, "batch_wait_ms = 50\n").unwrap();
+    for (args, gathers) in [
+        (vec!["--batch-wait-ms", "0.5"], false),
+        (vec!["--config", config.to_str().unwrap()], true),
+    ] {
+        // A fresh directory each, so that each start prints its development token.
+        let home = tempfile::tempdir().unwrap();
+        let mut server = Server::start(home.path(), &args);
+        let client = server.client().await;
+        let calls: Vec<_> = (0..8)
+            .map(|n| {
+                let mut client = client.clone();
+                let request = with_token(content_request(n), &server.token);
+                // Spread over 28 ms: without a wait each call would mostly commit alone.
+                let delay = Duration::from_millis(4 * n as u64);
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    client.sign(request).await
+                })
+            })
+            .collect();
+        let (mut indices, mut tree_sizes) = (BTreeSet::new(), BTreeSet::new());
+        for call in calls {
+            let signed = call.await.unwrap().expect("Sign with a batch wait");
+            let signed = signed.into_inner();
+            assert!(indices.insert(signed.log_index));
+            let bundle = byline::core::bundle::Bundle::from_json(signed.bundle_json.as_bytes())
+                .expect("the bundle parses");
+            let entry = bundle.log_entry.expect("a logged bundle");
+            tree_sizes.insert(entry.inclusion_proof.tree_size);
+        }
+        assert_eq!(indices.len(), 8, "{args:?}: {}", server.log());
+        if gathers {
+            assert!(
+                tree_sizes.len() < 8,
+                "eight calls in eight batches despite a 50 ms wait: {tree_sizes:?}"
+            );
+        }
+        assert!(server.terminate().success(), "{}", server.log());
+        server.assert_no_panic();
+    }
+
+    let negative = dir.path().join("negative.toml");
+    std::fs::write(&negative, "batch_wait_ms = -2.5\n").unwrap();
+    for args in [
+        vec!["--listen", "127.0.0.1:0", "--batch-wait-ms=-1"],
+        vec!["--listen", "127.0.0.1:0", "--batch-wait-ms", "5000"],
+        vec![
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            negative.to_str().unwrap(),
+        ],
+    ] {
+        assert_refused_at_start(
+            dir.path(),
+            &args,
+            &format!("{args:?}"),
+            "batch_wait_ms must be a number of milliseconds from 0 to 1000",
         );
     }
 }

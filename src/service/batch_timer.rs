@@ -1,12 +1,13 @@
 //! The end of a batch's wait for more entries, to the tens of microseconds.
 //!
-//! tokio's timer counts in whole milliseconds, so a wait of 250 µs lasted 1–2 ms. Waiting that
-//! long made the calls' median latency 2.5 ms longer at half load (ninth session), which is
-//! more than the CPU it saved was worth; a wait of a quarter of a millisecond, kept to a
-//! quarter of a millisecond, lets about half as many batches share the commit's fixed cost at
-//! no cost in median latency (tenth session, `docs/BENCHMARKS.md`). On Linux the wait is a
-//! `timerfd` watched by the runtime's own reactor: no thread of its own and no hand-off.
-//! Elsewhere, or if the kernel refuses a timer, it falls back to tokio's timer.
+//! tokio's timer counts in whole milliseconds, so a wait of 1 ms lasted 1–2 ms, and one of a
+//! quarter of a millisecond up to a whole one. The 1 ms wait made the calls' median latency
+//! 2.5 ms longer at half load (ninth session), more than the CPU it saved was worth; a wait of
+//! a quarter of a millisecond, kept to that, made batches half as large again (two commits
+//! where there were three) at no cost in median latency (tenth session, `docs/BENCHMARKS.md`).
+//! On Linux the wait is a `timerfd` watched by the runtime's own reactor: no thread of its
+//! own and no hand-off. Elsewhere, or if the kernel refuses a timer, it falls back to tokio's
+//! timer.
 
 use std::time::Duration;
 

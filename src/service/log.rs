@@ -115,9 +115,9 @@ struct Job {
 
 /// How long the first entry of a batch waits for others by default: a quarter of a
 /// millisecond. At half the peak of unary `Sign` on one core, batches grew from about six
-/// entries to about nine, the server's CPU per call fell 5–8 % and the median latency did not
-/// move; at the peaks, 3–6 % less CPU per call (tenth session, `docs/BENCHMARKS.md`). A call
-/// on an idle server waits this much longer.
+/// entries to about nine, the server's CPU per call fell 2–11 % and the median latency did not
+/// move; at the peaks the difference was within the day's spread (tenth session,
+/// `docs/BENCHMARKS.md`). A call on a quiet server waits about this much longer.
 pub const DEFAULT_BATCH_WAIT: Duration = Duration::from_micros(250);
 
 /// Group-commit settings.

@@ -49,8 +49,9 @@ pub struct ServeArgs {
     /// Most entries per group-commit batch [default: 256].
     #[arg(long, env = "BYLINE_BATCH_MAX")]
     batch_max: Option<usize>,
-    /// How long a batch waits for more entries, in milliseconds; fractions are kept to the
-    /// microsecond, 0 takes only what is queued [default: 0.25].
+    /// How long a batch waits for more entries (after a batch of more than one), in
+    /// milliseconds; fractions are kept to the microsecond, 0 takes only what is queued
+    /// [default: 0.25].
     #[arg(long, env = "BYLINE_BATCH_WAIT_MS")]
     batch_wait_ms: Option<f64>,
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9464).

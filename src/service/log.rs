@@ -547,30 +547,56 @@ mod tests {
         assert_eq!(store.log_state().await.unwrap().range.size(), 1);
     }
 
+    /// A sequencer over a fresh store with batches of at most `max_batch` waiting `max_wait`:
+    /// the store's directory, the queue to submit to, and the task (it ends when the queue's
+    /// senders are dropped).
+    async fn start_sequencer(
+        max_batch: usize,
+        max_wait: Duration,
+    ) -> (
+        tempfile::TempDir,
+        mpsc::Sender<Job>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (dir, store) = temp_store().await;
+        let signer = Arc::new(LogSigner::new(SigningKey::generate(), "byline.test/log").unwrap());
+        let (tx, rx) = mpsc::channel(8);
+        let settings = SequencerSettings {
+            max_batch,
+            max_wait,
+            queue: 8,
+        };
+        (
+            dir,
+            tx,
+            tokio::spawn(run_sequencer(store, signer, settings, rx)),
+        )
+    }
+
+    /// Submits entry `n` (of `pending`); returns where its answer will come.
+    async fn submit(
+        tx: &mpsc::Sender<Job>,
+        n: u8,
+    ) -> oneshot::Receiver<Result<LoggedEntry, Arc<LogError>>> {
+        let (reply, wait) = oneshot::channel();
+        tx.send(Job {
+            pending: pending(n),
+            reply,
+        })
+        .await
+        .unwrap();
+        wait
+    }
+
     /// An entry that arrives while the first entry of a batch waits joins that batch, and a
     /// batch that fills up is committed at once rather than at the end of the wait (here ten
     /// seconds; the test allows five).
     #[tokio::test]
     async fn entries_arriving_during_the_wait_share_the_batch_and_a_full_batch_goes_at_once() {
-        let (_dir, store) = temp_store().await;
-        let signer = Arc::new(LogSigner::new(SigningKey::generate(), "byline.test/log").unwrap());
-        let (tx, rx) = mpsc::channel(8);
-        let settings = SequencerSettings {
-            max_batch: 3,
-            max_wait: Duration::from_secs(10),
-            queue: 8,
-        };
-        let sequencer = tokio::spawn(run_sequencer(store.clone(), signer, settings, rx));
+        let (_dir, tx, sequencer) = start_sequencer(3, Duration::from_secs(10)).await;
         let mut waits = Vec::new();
         for n in 1..=3 {
-            let (reply, wait) = oneshot::channel();
-            tx.send(Job {
-                pending: pending(n),
-                reply,
-            })
-            .await
-            .unwrap();
-            waits.push(wait);
+            waits.push(submit(&tx, n).await);
             // The first entry is taken and waiting before the others arrive.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -594,26 +620,7 @@ mod tests {
     /// even though the wait (500 ms) would have gathered them; the first batch of all waits.
     #[tokio::test]
     async fn after_a_lone_entry_the_next_batch_does_not_wait() {
-        let (_dir, store) = temp_store().await;
-        let signer = Arc::new(LogSigner::new(SigningKey::generate(), "byline.test/log").unwrap());
-        let (tx, rx) = mpsc::channel(8);
-        let settings = SequencerSettings {
-            max_batch: 8,
-            max_wait: Duration::from_millis(500),
-            queue: 8,
-        };
-        let sequencer = tokio::spawn(run_sequencer(store.clone(), signer, settings, rx));
-        type Reply = oneshot::Receiver<Result<LoggedEntry, Arc<LogError>>>;
-        async fn submit(tx: &mpsc::Sender<Job>, n: u8) -> Reply {
-            let (reply, wait) = oneshot::channel();
-            tx.send(Job {
-                pending: pending(n),
-                reply,
-            })
-            .await
-            .unwrap();
-            wait
-        }
+        let (_dir, tx, sequencer) = start_sequencer(8, Duration::from_millis(500)).await;
         // The first batch waits its 500 ms and gathers nobody.
         let first = submit(&tx, 1).await.await.unwrap().unwrap();
         assert_eq!(first.log_entry.inclusion_proof.tree_size, 1);

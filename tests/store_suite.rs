@@ -820,6 +820,17 @@ fn spread_entry(n: usize) -> PendingEntry {
     }
 }
 
+/// Appends entries `first..first + count` (of [`spread_entry`]) as one batch, at second `at`.
+async fn append_spread<S: Store>(store: &S, first: usize, count: usize, at: usize) {
+    store
+        .append(
+            (first..first + count).map(spread_entry).collect(),
+            time(at as i64),
+        )
+        .await
+        .unwrap();
+}
+
 /// Each of the first `entries` entries' four keys is in exactly one of the key tables.
 fn assert_every_key_in_one_table(conn: &rusqlite::Connection, entries: usize) -> (i64, i64) {
     let pending = keys_in_runs(conn, "pending_key_runs");
@@ -893,13 +904,7 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
     let (mut seen_recent, mut seen_indexed) = (false, false);
     for batch in 0..96 {
         let first = batch * BATCH;
-        store
-            .append(
-                (first..first + BATCH).map(spread_entry).collect(),
-                time(batch as i64),
-            )
-            .await
-            .unwrap();
+        append_spread(&store, first, BATCH, batch).await;
         let (pending, recent) = assert_every_key_in_one_table(&conn, first + BATCH);
         let indexed = count_rows(&conn, "entry_keys");
         assert!(
@@ -966,13 +971,7 @@ async fn sqlite_small_appends_write_one_pending_run_until_they_are_cut() {
         let before = unsorted_runs(&conn);
         let ranged_before = count_rows(&conn, "pending_key_runs") - before.0;
         let first = batch * BATCH;
-        store
-            .append(
-                (first..first + BATCH).map(spread_entry).collect(),
-                time(batch as i64),
-            )
-            .await
-            .unwrap();
+        append_spread(&store, first, BATCH, batch).await;
         let after = unsorted_runs(&conn);
         let ranged_after = count_rows(&conn, "pending_key_runs") - after.0;
         if before.1 + 4 * (BATCH as i64) < 1024 {

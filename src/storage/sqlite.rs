@@ -417,23 +417,18 @@ pub(super) fn decode_key_run(
 }
 
 /// How many keys the runs of `table` (`pending_key_runs` or `recent_key_runs`: a name from
-/// this module, never input) hold, from their blobs' lengths.
-pub(super) fn keys_in_runs(conn: &rusqlite::Connection, table: &str) -> Result<i64, StoreError> {
-    Ok(conn.query_row(
-        &format!("SELECT COALESCE(SUM(length(keys)), 0) / {KEY_PAIR_BYTES} FROM {table}"),
-        [],
-        |r| r.get(0),
-    )?)
-}
-
-/// How many keys the unsorted pending runs (`UNSORTED_SLICE`) hold.
-pub(super) fn keys_in_unsorted_runs(conn: &rusqlite::Connection) -> Result<i64, StoreError> {
+/// this module, never input) hold, from their blobs' lengths; with `slice`, only that slice's.
+pub(super) fn keys_in_runs(
+    conn: &rusqlite::Connection,
+    table: &str,
+    slice: Option<i64>,
+) -> Result<i64, StoreError> {
     Ok(conn.query_row(
         &format!(
-            "SELECT COALESCE(SUM(length(keys)), 0) / {KEY_PAIR_BYTES} FROM pending_key_runs \
-             WHERE slice = {UNSORTED_SLICE}"
+            "SELECT COALESCE(SUM(length(keys)), 0) / {KEY_PAIR_BYTES} FROM {table} \
+             WHERE ?1 IS NULL OR slice = ?1"
         ),
-        [],
+        [slice],
         |r| r.get(0),
     )?)
 }

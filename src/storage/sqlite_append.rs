@@ -24,9 +24,8 @@ use tokio::sync::oneshot;
 use crate::core::manifest::Timestamp;
 use crate::core::merkle::Hash;
 use crate::storage::sqlite::{
-    decode_key_run, encode_key_run, entry_keys_of, key_slice, keys_in_runs, keys_in_unsorted_runs,
-    open_connection, read_state, recent_slice, ts, PENDING_SLICE_BITS, RECENT_SLICE_BITS,
-    UNSORTED_SLICE,
+    decode_key_run, encode_key_run, entry_keys_of, key_slice, keys_in_runs, open_connection,
+    read_state, recent_slice, ts, PENDING_SLICE_BITS, RECENT_SLICE_BITS, UNSORTED_SLICE,
 };
 use crate::storage::{
     idempotency_keys, plan_append, BatchResult, BatchSlots, CheckpointRow, LogState, PendingEntry,
@@ -303,9 +302,9 @@ impl Appender {
         let mut tiers = match self.tiers {
             Some(tiers) => tiers,
             None => KeyTiers {
-                pending: TierFill::holding(keys_in_runs(&tx, "pending_key_runs")?),
-                unsorted: keys_in_unsorted_runs(&tx)?,
-                recent: TierFill::holding(keys_in_runs(&tx, "recent_key_runs")?),
+                pending: TierFill::holding(keys_in_runs(&tx, "pending_key_runs", None)?),
+                unsorted: keys_in_runs(&tx, "pending_key_runs", Some(UNSORTED_SLICE))?,
+                recent: TierFill::holding(keys_in_runs(&tx, "recent_key_runs", None)?),
             },
         };
         tiers.pending.rows += keys.len() as i64;

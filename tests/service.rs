@@ -453,3 +453,66 @@ async fn sigterm_mid_stream_keeps_every_answered_manifest() {
     }
     server.assert_no_panic();
 }
+
+/// Answers completed together on one connection are held for a turn and then written
+/// together (`service::coalesce`): 300 calls in flight on one HTTP/2 connection make its turns
+/// busy, and every one of them must still get its own entry and bundle, within a minute.
+/// (That the writes are fewer is shown by the wrapper's unit tests and by `byline bench sign`:
+/// in this debug build h2 happens to flush rarely either way.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_held_for_a_busy_turn_all_arrive() {
+    const CALLS: usize = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let channel = tonic::transport::Endpoint::from_shared(server.url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut calls = Vec::new();
+    for n in 0..CALLS {
+        let mut client = pb::byline_client::BylineClient::new(channel.clone());
+        let hex = |tag: &str| {
+            byline::core::digest::Sha256Digest::of(format!("{tag}{n}").as_bytes()).to_hex()
+        };
+        let request = pb::SignRequest {
+            article: Some(pb::sign_request::Article::Digests(pb::Digests {
+                text_sha256: hex("text"),
+                exact_sha256: hex("exact"),
+            })),
+            authorship: Some(server_harness::ai_authorship(&format!(
+                "https://localhost/together/{n}"
+            ))),
+            idempotency_key: String::new(),
+            request_id: n as u64,
+        };
+        let request = with_token(request, &server.token);
+        calls.push(tokio::spawn(async move {
+            client.sign(request).await.map(|r| r.into_inner())
+        }));
+    }
+    let answers = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let mut answers = Vec::new();
+        for call in calls {
+            answers.push(call.await.unwrap());
+        }
+        answers
+    })
+    .await
+    .expect("answers held by the server never arrived");
+    let mut indices = std::collections::BTreeSet::new();
+    for (n, answer) in answers.into_iter().enumerate() {
+        let answer = answer.unwrap_or_else(|s| panic!("call {n}: {s:?}"));
+        assert!(
+            answer.bundle_json.contains("\"inclusionProof\""),
+            "call {n}"
+        );
+        assert!(
+            indices.insert(answer.log_index),
+            "index {} twice",
+            answer.log_index
+        );
+    }
+    assert_eq!(indices.len(), CALLS);
+    server.assert_no_panic();
+}

@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod batch_timer;
+pub mod coalesce;
 pub mod codec;
 pub mod cpu_pool;
 pub mod grpc;
@@ -269,7 +270,12 @@ async fn run_with_store<S: Store>(
     let bound = listener.local_addr()?;
     tracing::info!(addr = %bound, origin = signer.origin(), log_key = %signer.verifier_key(), "serving byline.v1");
     on_bound(bound);
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    // Each connection's writes are gathered for one turn of the scheduler, so that the
+    // answers completed together leave in one system call (`coalesce`).
+    let incoming = futures_util::StreamExt::map(
+        TcpIncoming::from(listener).with_nodelay(Some(true)),
+        |connection| connection.map(coalesce::CoalescingIo::new),
+    );
     builder
         .add_service(health_service)
         .add_service(reflection)

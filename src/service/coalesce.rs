@@ -1,0 +1,425 @@
+//! A connection wrapper that gathers the server's writes into fewer, larger socket writes.
+//!
+//! The HTTP/2 library (`h2`) writes every DATA frame longer than 256 bytes with a system call
+//! of its own: it hands such a payload to the socket as a separate buffer of a vectored write,
+//! and it must write that buffer out before it can encode the next frame. A `Sign` answer is
+//! one DATA frame of about 2.5 KB, so a server answering a batch of a hundred calls made a
+//! hundred `writev`s, and on loopback each one also pays for the receiving side's TCP work on
+//! the sending core: about a tenth of the server's CPU per unary call
+//! (`docs/BENCHMARKS.md`, eleventh session).
+//!
+//! [`CoalescingIo`] accepts every write into its own buffer. A connection that asks for more
+//! flushes between two reads than a quiet one does ([`BUSY_FLUSHES`]), in this turn or the
+//! last, is answering a batch: its flush then holds the bytes for one turn of the scheduler,
+//! waking its task and reporting the flush as done. The task runs again once the tasks already
+//! queued have run (those that answer the other calls of the batch), and the first thing it
+//! does with the connection, reading from it, writes everything held in one system call. A
+//! quiet connection's flush writes at once, as without the wrapper, so a lone call waits for
+//! nothing. Held bytes are also written on shutdown, and at once when more than
+//! [`HOLD_LIMIT`] are held, which is also where a slow reader's back-pressure starts.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Bytes held before a write goes to the socket at once, and the most a slow reader makes
+/// the server keep per connection before writes wait.
+pub const HOLD_LIMIT: usize = 256 * 1024;
+
+/// The buffer capacity kept between turns; a larger one, grown by a burst, is given back.
+const KEPT_CAPACITY: usize = 64 * 1024;
+
+/// A connection whose writes are gathered until the next read, shutdown or [`HOLD_LIMIT`].
+#[derive(Debug)]
+pub struct CoalescingIo<T> {
+    inner: T,
+    /// Bytes accepted and not yet written; `held[..written]` already went to `inner`.
+    held: Vec<u8>,
+    written: usize,
+    /// The task was woken to write the held bytes and has not done so yet.
+    wake_pending: bool,
+    /// Flushes asked for since the connection was last read: one or two per answer.
+    flushes_since_read: u32,
+    /// The last turn asked for more than [`BUSY_FLUSHES`] flushes, so this one holds its
+    /// bytes from its first flush on.
+    busy: bool,
+}
+
+/// Flushes in one turn (between two reads) past which the connection counts as busy and
+/// holds its writes for the turn. An answer takes one or two, so a quiet connection's
+/// answers go out at once, as without this wrapper.
+pub const BUSY_FLUSHES: u32 = 4;
+
+impl<T> CoalescingIo<T> {
+    /// Wraps a connection.
+    pub fn new(inner: T) -> Self {
+        CoalescingIo {
+            inner,
+            held: Vec::new(),
+            written: 0,
+            wake_pending: false,
+            flushes_since_read: 0,
+            busy: false,
+        }
+    }
+
+    /// The wrapped connection.
+    pub fn get_ref(&self) -> &T {
+        &self.inner
+    }
+
+    /// How many accepted bytes have not reached the connection yet.
+    pub fn held(&self) -> usize {
+        self.held.len() - self.written
+    }
+}
+
+impl<T: AsyncWrite + Unpin> CoalescingIo<T> {
+    /// Writes the held bytes to the connection and flushes it.
+    fn poll_write_held(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.held.len() {
+            let n = std::task::ready!(
+                Pin::new(&mut self.inner).poll_write(cx, &self.held[self.written..])
+            )?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.written += n;
+        }
+        self.held.clear();
+        self.written = 0;
+        self.wake_pending = false;
+        if self.held.capacity() > KEPT_CAPACITY {
+            self.held.shrink_to(KEPT_CAPACITY);
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    /// Makes room for more bytes: past the limit, the held bytes go out first.
+    fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.held() >= HOLD_LIMIT {
+            self.poll_write_held(cx)
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for CoalescingIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        // A turn ends at the first read after its writes (a turn reads before it writes, and
+        // may read more than once).
+        if this.flushes_since_read > 0 {
+            this.busy = this.flushes_since_read > BUSY_FLUSHES;
+            this.flushes_since_read = 0;
+        }
+        if this.held() > 0 {
+            // Written now, before the answer to them is read; if the socket is full, its
+            // readiness wakes the task to go on.
+            if let Poll::Ready(Err(e)) = this.poll_write_held(cx) {
+                return Poll::Ready(Err(e));
+            }
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for CoalescingIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_room(cx))?;
+        this.held.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_room(cx))?;
+        let mut n = 0;
+        for buf in bufs {
+            this.held.extend_from_slice(buf);
+            n += buf.len();
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        this.flushes_since_read = this.flushes_since_read.saturating_add(1);
+        if this.held() == 0 {
+            return Pin::new(&mut this.inner).poll_flush(cx);
+        }
+        let busy = this.busy || this.flushes_since_read > BUSY_FLUSHES;
+        if !busy || this.held() >= HOLD_LIMIT {
+            return this.poll_write_held(cx);
+        }
+        // Held for one turn: the task runs again after the tasks already queued, and its
+        // next read (or flush past the limit, or shutdown) writes everything held.
+        if !this.wake_pending {
+            this.wake_pending = true;
+            cx.waker().wake_by_ref();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(this.poll_write_held(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+impl<T: tonic::transport::server::Connected> tonic::transport::server::Connected
+    for CoalescingIo<T>
+{
+    type ConnectInfo = T::ConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Wake, Waker};
+
+    /// A connection that records each write it is given (one per system call it stands for)
+    /// and can refuse writes, as a full socket does.
+    #[derive(Default)]
+    struct Recorder {
+        writes: Vec<Vec<u8>>,
+        full: bool,
+        failing: bool,
+        shut_down: bool,
+    }
+
+    impl Recorder {
+        fn bytes(&self) -> Vec<u8> {
+            self.writes.concat()
+        }
+    }
+
+    impl AsyncRead for Recorder {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let this = self.get_mut();
+            if this.failing {
+                return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+            }
+            if this.full {
+                return Poll::Pending;
+            }
+            this.writes.push(buf.to_vec());
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            self.get_mut().shut_down = true;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// Counts how often the task was woken.
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    struct Harness {
+        io: CoalescingIo<Recorder>,
+        wakes: Arc<Wakes>,
+        waker: Waker,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+            Harness {
+                io: CoalescingIo::new(Recorder::default()),
+                waker: Waker::from(wakes.clone()),
+                wakes,
+            }
+        }
+
+        fn wakes(&self) -> usize {
+            self.wakes.0.load(Ordering::SeqCst)
+        }
+
+        fn writes(&self) -> usize {
+            self.io.get_ref().writes.len()
+        }
+
+        /// One answer as h2 writes it: the frame head and the chained payload in one
+        /// vectored write, then a flush.
+        fn answer(&mut self, n: u8) -> Poll<io::Result<()>> {
+            let mut cx = Context::from_waker(&self.waker);
+            let head = [n; 9];
+            let payload = vec![n; 100];
+            let slices = [io::IoSlice::new(&head), io::IoSlice::new(&payload)];
+            match Pin::new(&mut self.io).poll_write_vectored(&mut cx, &slices) {
+                Poll::Ready(Ok(written)) => assert_eq!(written, 109),
+                other => return other.map(|r| r.map(|_| ())),
+            }
+            Pin::new(&mut self.io).poll_flush(&mut cx)
+        }
+
+        /// The start of the next turn: the connection is read.
+        fn read(&mut self) -> Poll<io::Result<()>> {
+            let mut cx = Context::from_waker(&self.waker);
+            let mut space = [0u8; 16];
+            let mut buf = ReadBuf::new(&mut space);
+            Pin::new(&mut self.io).poll_read(&mut cx, &mut buf)
+        }
+    }
+
+    fn expected(answers: std::ops::Range<u8>) -> Vec<u8> {
+        answers.flat_map(|n| std::iter::repeat_n(n, 109)).collect()
+    }
+
+    #[test]
+    fn a_quiet_connections_answers_go_out_at_once() {
+        let mut h = Harness::new();
+        for turn in 0..3u8 {
+            assert!(h.answer(turn).is_ready());
+            assert_eq!(h.writes(), usize::from(turn) + 1, "turn {turn}");
+            assert_eq!(h.io.held(), 0);
+            assert!(h.read().is_pending());
+        }
+        assert_eq!(h.io.get_ref().bytes(), expected(0..3));
+        assert_eq!(h.wakes(), 0, "nothing held, so no extra turn");
+    }
+
+    #[test]
+    fn a_busy_turns_answers_are_held_and_leave_in_one_write() {
+        let mut h = Harness::new();
+        // The first answers of a turn go out as they come; once the turn has asked for
+        // more flushes than a quiet one, the rest are held.
+        for n in 0..40u8 {
+            assert!(matches!(h.answer(n), Poll::Ready(Ok(()))));
+        }
+        let quiet = BUSY_FLUSHES as usize;
+        assert_eq!(h.writes(), quiet, "answers before the turn counted as busy");
+        assert_eq!(h.io.held(), (40 - quiet) * 109);
+        assert_eq!(h.wakes(), 1, "woken once to write what it holds");
+        // The next turn starts with a read, which writes everything held in one go.
+        assert!(h.read().is_pending());
+        assert_eq!(h.writes(), quiet + 1);
+        assert_eq!(h.io.held(), 0);
+        assert_eq!(h.io.get_ref().bytes(), expected(0..40));
+        // A turn after a busy one holds from its first answer.
+        assert!(h.answer(40).is_ready());
+        assert_eq!(h.writes(), quiet + 1);
+        assert_eq!(h.io.held(), 109);
+        assert_eq!(h.wakes(), 2);
+        assert!(h.read().is_pending());
+        assert_eq!(h.io.get_ref().bytes(), expected(0..41));
+        // That turn was quiet again (one flush), so the next answer goes out at once.
+        assert!(h.answer(41).is_ready());
+        assert_eq!(h.io.held(), 0);
+        assert_eq!(h.io.get_ref().bytes(), expected(0..42));
+        assert_eq!(h.wakes(), 2);
+    }
+
+    #[test]
+    fn shutting_down_writes_what_is_held_first() {
+        let mut h = Harness::new();
+        for n in 0..10u8 {
+            assert!(h.answer(n).is_ready());
+        }
+        assert!(h.io.held() > 0);
+        let mut cx = Context::from_waker(&h.waker);
+        assert!(matches!(
+            Pin::new(&mut h.io).poll_shutdown(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+        assert!(h.io.get_ref().shut_down);
+        assert_eq!(h.io.get_ref().bytes(), expected(0..10));
+    }
+
+    #[test]
+    fn past_the_hold_limit_a_full_socket_makes_writes_wait() {
+        let mut h = Harness::new();
+        for n in 0..10u8 {
+            assert!(h.answer(n).is_ready());
+        }
+        h.io.inner.full = true;
+        // Held bytes pile up to the limit, then a write must wait for the socket.
+        let mut n = 10u8;
+        let waited = loop {
+            match h.answer(n) {
+                Poll::Ready(Ok(())) => n = n.wrapping_add(1),
+                Poll::Pending => break true,
+                Poll::Ready(Err(e)) => panic!("{e}"),
+            }
+            assert!(h.io.held() < HOLD_LIMIT + 109, "held {}", h.io.held());
+        };
+        assert!(waited);
+        assert!(h.io.held() >= HOLD_LIMIT);
+        // A read while the socket is full still reads; the bytes stay held, none lost.
+        let held = h.io.held();
+        assert!(h.read().is_pending());
+        assert_eq!(h.io.held(), held);
+        h.io.inner.full = false;
+        assert!(h.read().is_pending());
+        assert_eq!(h.io.held(), 0);
+        let bytes = h.io.get_ref().bytes();
+        assert_eq!(bytes.len() % 109, 0);
+        assert!(bytes.len() >= HOLD_LIMIT);
+    }
+
+    #[test]
+    fn a_failed_write_of_held_bytes_is_reported_by_the_read() {
+        let mut h = Harness::new();
+        for n in 0..10u8 {
+            assert!(h.answer(n).is_ready());
+        }
+        assert!(h.io.held() > 0);
+        h.io.inner.failing = true;
+        match h.read() {
+            Poll::Ready(Err(e)) => assert_eq!(e.kind(), io::ErrorKind::BrokenPipe),
+            other => panic!("expected the write's error, got {other:?}"),
+        }
+    }
+}

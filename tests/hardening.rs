@@ -178,11 +178,7 @@ async fn retried_sign_with_the_same_idempotency_key_returns_the_same_entry() {
 async fn flood_past_the_limit_is_shed_fast_while_health_serves() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &["--max-concurrent", "2"]);
-    let channel = tonic::transport::Endpoint::from_shared(server.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
     let mut calls = Vec::new();
     for n in 0..300 {
         let mut client = pb::byline_client::BylineClient::new(channel.clone());

@@ -54,11 +54,7 @@ impl Codec for RawCodec {
 }
 
 async fn raw_call(server: &Server, method: &'static str, body: Vec<u8>) -> Result<Vec<u8>, Status> {
-    let channel = tonic::transport::Endpoint::from_shared(server.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     grpc.unary(
@@ -224,11 +220,7 @@ async fn a_call_past_its_deadline_is_cancelled_and_leaves_no_orphaned_entry() {
 async fn under_tight_deadlines_every_logged_entry_reaches_its_caller_on_retry() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let channel = tonic::transport::Endpoint::from_shared(server.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
     let mut client = pb::byline_client::BylineClient::new(channel.clone());
     let before = tree_size(&mut client).await;
     const CALLS: usize = 200;

@@ -297,11 +297,7 @@ async fn sign_stream_of_1000_all_verify_and_lookup_finds_each() {
 async fn health_serves_and_reflection_lists_every_rpc() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let channel = tonic::transport::Endpoint::from_shared(server.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let status = health
         .check(tonic_health::pb::HealthCheckRequest {
@@ -464,11 +460,7 @@ async fn answers_held_for_a_busy_turn_all_arrive() {
     const CALLS: usize = 300;
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let channel = tonic::transport::Endpoint::from_shared(server.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
     let mut calls = Vec::new();
     for n in 0..CALLS {
         let mut client = pb::byline_client::BylineClient::new(channel.clone());

@@ -283,6 +283,17 @@ mod tests {
             }
         }
 
+        /// A connection whose turn answered `answers` calls, enough to be busy, so that it
+        /// holds some of them.
+        fn holding(answers: u8) -> Self {
+            let mut h = Harness::new();
+            for n in 0..answers {
+                assert!(matches!(h.answer(n), Poll::Ready(Ok(()))));
+            }
+            assert!(h.io.held() > 0, "{answers} answers left nothing held");
+            h
+        }
+
         fn wakes(&self) -> usize {
             self.wakes.0.load(Ordering::SeqCst)
         }
@@ -364,11 +375,7 @@ mod tests {
 
     #[test]
     fn shutting_down_writes_what_is_held_first() {
-        let mut h = Harness::new();
-        for n in 0..10u8 {
-            assert!(h.answer(n).is_ready());
-        }
-        assert!(h.io.held() > 0);
+        let mut h = Harness::holding(10);
         let mut cx = Context::from_waker(&h.waker);
         assert!(matches!(
             Pin::new(&mut h.io).poll_shutdown(&mut cx),
@@ -380,10 +387,7 @@ mod tests {
 
     #[test]
     fn past_the_hold_limit_a_full_socket_makes_writes_wait() {
-        let mut h = Harness::new();
-        for n in 0..10u8 {
-            assert!(h.answer(n).is_ready());
-        }
+        let mut h = Harness::holding(10);
         h.io.inner.full = true;
         // Held bytes pile up to the limit, then a write must wait for the socket.
         let mut n = 10u8;
@@ -411,11 +415,7 @@ mod tests {
 
     #[test]
     fn a_failed_write_of_held_bytes_is_reported_by_the_read() {
-        let mut h = Harness::new();
-        for n in 0..10u8 {
-            assert!(h.answer(n).is_ready());
-        }
-        assert!(h.io.held() > 0);
+        let mut h = Harness::holding(10);
         h.io.inner.failing = true;
         match h.read() {
             Poll::Ready(Err(e)) => assert_eq!(e.kind(), io::ErrorKind::BrokenPipe),

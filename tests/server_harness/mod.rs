@@ -78,6 +78,15 @@ impl Server {
         }
     }
 
+    /// One HTTP/2 connection to the server, for tests that put many calls on it at once.
+    pub async fn channel(&self) -> Channel {
+        tonic::transport::Endpoint::from_shared(self.url.clone())
+            .expect("server URL")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
     /// A gRPC client.
     pub async fn client(&self) -> BylineClient<Channel> {
         BylineClient::connect(self.url.clone())

@@ -1088,22 +1088,14 @@ async fn worker_thread_setting_one_serves_and_zero_is_refused() {
 
     let config = dir.path().join("zero.toml");
     std::fs::write(&config, "worker_threads = 0\n").unwrap();
-    for args in [
-        vec!["--listen", "127.0.0.1:0", "--worker-threads", "0"],
-        vec![
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            config.to_str().unwrap(),
+    assert_each_refused_at_start(
+        dir.path(),
+        &[
+            &["--worker-threads", "0"],
+            &["--config", config.to_str().unwrap()],
         ],
-    ] {
-        assert_refused_at_start(
-            dir.path(),
-            &args,
-            &format!("{args:?}"),
-            "worker_threads must be at least 1",
-        );
-    }
+        "worker_threads must be at least 1",
+    );
 }
 
 /// The batch wait takes fractions of a millisecond, and a whole number from a config file
@@ -1159,23 +1151,15 @@ async fn batch_wait_setting_takes_fractions_and_refuses_nonsense() {
 
     let negative = dir.path().join("negative.toml");
     std::fs::write(&negative, "batch_wait_ms = -2.5\n").unwrap();
-    for args in [
-        vec!["--listen", "127.0.0.1:0", "--batch-wait-ms=-1"],
-        vec!["--listen", "127.0.0.1:0", "--batch-wait-ms", "5000"],
-        vec![
-            "--listen",
-            "127.0.0.1:0",
-            "--config",
-            negative.to_str().unwrap(),
+    assert_each_refused_at_start(
+        dir.path(),
+        &[
+            &["--batch-wait-ms=-1"],
+            &["--batch-wait-ms", "5000"],
+            &["--config", negative.to_str().unwrap()],
         ],
-    ] {
-        assert_refused_at_start(
-            dir.path(),
-            &args,
-            &format!("{args:?}"),
-            "batch_wait_ms must be a number of milliseconds from 0 to 1000",
-        );
-    }
+        "batch_wait_ms must be a number of milliseconds from 0 to 1000",
+    );
 }
 
 /// A TLS setting that cannot work stops the server at start, saying why, instead of serving
@@ -1215,16 +1199,16 @@ fn tls_misconfiguration_is_refused_at_start() {
     ];
     for (what, flags, needle) in cases {
         let case_dir = tempfile::tempdir().unwrap();
-        let mut args = vec!["--listen", "127.0.0.1:0"];
-        args.extend(flags);
-        assert_refused_at_start(case_dir.path(), &args, what, needle);
+        assert_refused_at_start(case_dir.path(), &flags, what, needle);
     }
 }
 
-/// `byline serve` with `args` in `dir` exits at start, unsuccessfully and without a panic,
-/// saying `needle`; `what` names the case in failures.
-fn assert_refused_at_start(dir: &Path, args: &[&str], what: &str, needle: &str) {
-    match start_serve(dir, args, &[]) {
+/// `byline serve --listen 127.0.0.1:0` with `flags` in `dir` exits at start, unsuccessfully
+/// and without a panic, saying `needle`; `what` names the case in failures.
+fn assert_refused_at_start(dir: &Path, flags: &[&str], what: &str, needle: &str) {
+    let mut args = vec!["--listen", "127.0.0.1:0"];
+    args.extend_from_slice(flags);
+    match start_serve(dir, &args, &[]) {
         Started::Serving(mut s) => {
             s.terminate();
             panic!("byline serve started with {what}:\n{}", s.log());
@@ -1237,6 +1221,13 @@ fn assert_refused_at_start(dir: &Path, args: &[&str], what: &str, needle: &str) 
                 "{what}: the refusal does not say {needle}:\n{log}"
             );
         }
+    }
+}
+
+/// Each of `cases` (flags) is refused at start, saying `needle`.
+fn assert_each_refused_at_start(dir: &Path, cases: &[&[&str]], needle: &str) {
+    for flags in cases {
+        assert_refused_at_start(dir, flags, &format!("{flags:?}"), needle);
     }
 }
 

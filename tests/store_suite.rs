@@ -831,8 +831,9 @@ async fn append_spread<S: Store>(store: &S, first: usize, count: usize, at: usiz
         .unwrap();
 }
 
-/// Each of the first `entries` entries' four keys is in exactly one of the key tables.
-fn assert_every_key_in_one_table(conn: &rusqlite::Connection, entries: usize) -> (i64, i64) {
+/// Each of the first `entries` entries' four keys is in exactly one of the key tables; the
+/// keys in each, as (pending, recent, indexed).
+fn assert_every_key_in_one_table(conn: &rusqlite::Connection, entries: usize) -> (i64, i64, i64) {
     let pending = keys_in_runs(conn, "pending_key_runs");
     let recent = keys_in_runs(conn, "recent_key_runs");
     let indexed = count_rows(conn, "entry_keys");
@@ -841,7 +842,7 @@ fn assert_every_key_in_one_table(conn: &rusqlite::Connection, entries: usize) ->
         4 * entries as i64,
         "four keys per entry, each in one table"
     );
-    (pending, recent)
+    (pending, recent, indexed)
 }
 
 /// The entries `ns` (of [`spread_entry`]) are each found by each digest, and only they.
@@ -905,8 +906,7 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
     for batch in 0..96 {
         let first = batch * BATCH;
         append_spread(&store, first, BATCH, batch).await;
-        let (pending, recent) = assert_every_key_in_one_table(&conn, first + BATCH);
-        let indexed = count_rows(&conn, "entry_keys");
+        let (pending, recent, indexed) = assert_every_key_in_one_table(&conn, first + BATCH);
         assert!(
             pending <= 8192 + 16 * 1024,
             "pending keys move on in slices, one per append: {pending}"
@@ -989,7 +989,7 @@ async fn sqlite_small_appends_write_one_pending_run_until_they_are_cut() {
             assert!(ranged_after > ranged_before, "append {batch} adds cut runs");
             cuts += 1;
         }
-        let (_, recent) = assert_every_key_in_one_table(&conn, first + BATCH);
+        let (_, recent, _) = assert_every_key_in_one_table(&conn, first + BATCH);
         seen_recent |= recent > 0;
         assert_found_by_each_digest(&store, &[0, first / 2, first + BATCH - 1]).await;
     }

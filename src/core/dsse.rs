@@ -9,7 +9,7 @@ use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
-use ed25519_dalek::{Signature, Signer, VerifyingKey};
+use ed25519_dalek::{Signature, VerifyingKey};
 
 use crate::core::keys::{keyid, SigningKey};
 
@@ -123,12 +123,12 @@ pub fn encode_base64(bytes: &[u8]) -> String {
 
 /// Signs `payload` into a one-signature envelope.
 pub fn sign_envelope(payload_type: &str, payload: &[u8], key: &SigningKey) -> Envelope {
-    let signature = key.inner().sign(&pae(payload_type, payload));
+    let signature = key.sign(&pae(payload_type, payload));
     Envelope {
         payload_type: payload_type.to_string(),
         payload: encode_base64(payload),
         signatures: vec![EnvelopeSignature {
-            keyid: Some(keyid(&key.verifying_key())),
+            keyid: Some(key.keyid().to_string()),
             sig: encode_base64(&signature.to_bytes()),
         }],
     }

@@ -4,8 +4,10 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use curve25519_dalek::edwards::CompressedEdwardsY;
+use ed25519_dalek::hazmat::ExpandedSecretKey;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::VerifyingKey;
+use sha2::Sha512;
 use zeroize::Zeroizing;
 
 use crate::core::digest::Sha256Digest;
@@ -36,25 +38,42 @@ pub enum KeyError {
 /// A publisher's (or the log's) Ed25519 signing key.
 ///
 /// It has no `Debug` or `Display`, so it cannot end up in a log line, and it is zeroized when
-/// dropped (ed25519-dalek's `zeroize` feature).
-pub struct SigningKey(ed25519_dalek::SigningKey);
+/// dropped (ed25519-dalek's `zeroize` feature, which also covers the expanded key).
+///
+/// Ed25519 signing starts by hashing the 32-byte seed into the secret scalar and the nonce
+/// prefix (RFC 8032 §5.1.5), and every envelope names its key by the SHA-256 of the public key.
+/// Both depend on the key alone, so they are computed once here rather than in every `Sign`
+/// call; the signatures are byte for byte ed25519-dalek's own (the tests compare them).
+pub struct SigningKey {
+    key: ed25519_dalek::SigningKey,
+    expanded: ExpandedSecretKey,
+    keyid: String,
+}
 
 impl SigningKey {
+    fn new(key: ed25519_dalek::SigningKey) -> Self {
+        SigningKey {
+            expanded: ExpandedSecretKey::from(key.as_bytes()),
+            keyid: keyid(&key.verifying_key()),
+            key,
+        }
+    }
+
     /// A fresh key from the operating system's random source.
     pub fn generate() -> Self {
-        SigningKey(ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng))
+        SigningKey::new(ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng))
     }
 
     /// Reads a PKCS#8 PEM private key, as written by [`SigningKey::to_pkcs8_pem`].
     pub fn from_pkcs8_pem(pem: &str) -> Result<Self, KeyError> {
         ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
-            .map(SigningKey)
+            .map(SigningKey::new)
             .map_err(|e| KeyError::PrivateKeyPem(e.to_string()))
     }
 
     /// The PKCS#8 PEM form; the returned string is zeroized when dropped.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, KeyError> {
-        self.0
+        self.key
             .to_pkcs8_pem(Default::default())
             .map(|pem| Zeroizing::new(pem.to_string()))
             .map_err(|e| KeyError::PrivateKeyPem(e.to_string()))
@@ -62,17 +81,31 @@ impl SigningKey {
 
     /// The public half.
     pub fn verifying_key(&self) -> VerifyingKey {
-        self.0.verifying_key()
+        self.key.verifying_key()
+    }
+
+    /// The key id of the public half ([`keyid`]), computed when the key was read.
+    pub fn keyid(&self) -> &str {
+        &self.keyid
+    }
+
+    /// A pure Ed25519 signature of `message` (RFC 8032), from the expanded key kept with it.
+    pub(crate) fn sign(&self, message: &[u8]) -> ed25519_dalek::Signature {
+        ed25519_dalek::hazmat::raw_sign::<Sha512>(
+            &self.expanded,
+            message,
+            &self.key.verifying_key(),
+        )
     }
 
     /// The dalek key, for signing inside this crate.
     pub(crate) fn inner(&self) -> &ed25519_dalek::SigningKey {
-        &self.0
+        &self.key
     }
 
     /// Builds a key from its 32-byte seed; for tests and vectors only.
     pub fn danger_from_seed(seed: &[u8; 32]) -> Self {
-        SigningKey(ed25519_dalek::SigningKey::from_bytes(seed))
+        SigningKey::new(ed25519_dalek::SigningKey::from_bytes(seed))
     }
 }
 
@@ -154,6 +187,34 @@ mod tests {
         assert_eq!(public_key_from_pem(&pub_pem).unwrap(), key.verifying_key());
         let b64 = public_key_to_base64(&key.verifying_key());
         assert_eq!(public_key_from_base64(&b64).unwrap(), key.verifying_key());
+    }
+
+    /// The expanded key kept with a key signs exactly as ed25519-dalek does from the seed, and
+    /// the kept key id is the public key's: a stale or wrong expansion would sign for another
+    /// key, which verifiers would refuse.
+    #[test]
+    fn kept_expansion_and_keyid_match_the_key() {
+        for seed in [
+            [0u8; 32],
+            [7u8; 32],
+            *SigningKey::generate().inner().as_bytes(),
+        ] {
+            let key = SigningKey::danger_from_seed(&seed);
+            let dalek = ed25519_dalek::SigningKey::from_bytes(&seed);
+            for message in [&b""[..], b"byline", &[0xa5; 1500][..]] {
+                let ours = key.sign(message);
+                assert_eq!(ours, ed25519_dalek::Signer::sign(&dalek, message));
+                assert!(dalek.verifying_key().verify_strict(message, &ours).is_ok());
+            }
+            assert_eq!(key.keyid(), keyid(&dalek.verifying_key()));
+        }
+        let pem = SigningKey::generate().to_pkcs8_pem().unwrap();
+        let read = SigningKey::from_pkcs8_pem(&pem).unwrap();
+        assert_eq!(read.keyid(), keyid(&read.verifying_key()));
+        assert_eq!(
+            read.sign(b"x"),
+            ed25519_dalek::Signer::sign(read.inner(), b"x")
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use rusqlite::{params, OptionalExtension, ToSql, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
 use tokio::sync::oneshot;
 
 use crate::core::manifest::Timestamp;
@@ -207,6 +207,51 @@ impl TierFill {
     }
 }
 
+/// A write transaction begun and committed through cached statements.
+///
+/// rusqlite's `Transaction` runs `BEGIN` and `COMMIT` through `execute_batch`, which parses
+/// each of them again every time. An append is one transaction, and at half load there are
+/// thousands of small ones a second, so those parses (about 10,000 instructions each) were a
+/// fixed cost of every batch. Dropped without [`CachedTransaction::commit`] — an error on the
+/// way, or a `COMMIT` that failed and left the transaction open — it rolls back, as rusqlite's
+/// `Transaction` does.
+struct CachedTransaction<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> CachedTransaction<'c> {
+    /// `BEGIN IMMEDIATE`: the write lock is taken up front, so that the state read and the
+    /// writes are one atomic step even if another process shares the file.
+    fn begin_immediate(conn: &'c Connection) -> rusqlite::Result<Self> {
+        conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        Ok(CachedTransaction { conn })
+    }
+
+    /// Commits; the batch is durable when this returns `Ok` (`synchronous = FULL`).
+    fn commit(self) -> rusqlite::Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for CachedTransaction<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for CachedTransaction<'_> {
+    fn drop(&mut self) {
+        if !self.conn.is_autocommit() {
+            if let Err(e) = self.conn.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %e, "rolling back a failed append failed");
+            }
+        }
+    }
+}
+
 impl Appender {
     fn append(
         &mut self,
@@ -216,11 +261,7 @@ impl Appender {
     ) -> Result<BatchResult, StoreError> {
         // Whatever happens below, the remembered state is only put back after a commit.
         let cached = self.cached.take();
-        // IMMEDIATE takes the write lock up front: the state read and the writes are one
-        // atomic step even if another process shares the file.
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = CachedTransaction::begin_immediate(&self.conn)?;
         let mut logged = HashMap::new();
         {
             let mut find = tx.prepare_cached(
@@ -238,7 +279,9 @@ impl Appender {
             }
         }
         let (slots, fresh) = BatchSlots::sort(pending, &logged);
-        let version: i64 = tx.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        let version: i64 = tx
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
         let state = match cached {
             Some((seen, state)) if seen == version => state,
             _ => read_state(&tx)?,
@@ -363,7 +406,7 @@ impl Appender {
 /// with the unsorted runs, which are deleted: one run per range, keyed by the earliest append
 /// among them (whose own keys were never stored cut, so the key is not taken).
 fn store_pending_keys(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     first_idx: i64,
     mut keys: Vec<(i64, i64)>,
     unsorted: i64,
@@ -399,7 +442,7 @@ fn store_pending_keys(
 /// key range (four of them), merged in key order; returns how many keys left the pending runs.
 /// The runs of one range are a contiguous run of `pending_key_runs`' primary key, so finding
 /// them reads only their own pages.
-fn move_pending_slice(tx: &rusqlite::Transaction<'_>, slice: i64) -> Result<i64, StoreError> {
+fn move_pending_slice(tx: &Connection, slice: i64) -> Result<i64, StoreError> {
     let mut keys = Vec::new();
     {
         let mut runs =
@@ -433,7 +476,7 @@ fn move_pending_slice(tx: &rusqlite::Transaction<'_>, slice: i64) -> Result<i64,
 
 /// Moves the recent run of key range `slice` (of [`RECENT_SLICE_BITS`]) into `entry_keys`;
 /// returns how many keys it held.
-fn move_recent_slice(tx: &rusqlite::Transaction<'_>, slice: i64) -> Result<i64, StoreError> {
+fn move_recent_slice(tx: &Connection, slice: i64) -> Result<i64, StoreError> {
     let run = tx
         .prepare_cached("DELETE FROM recent_key_runs WHERE slice = ?1 RETURNING keys")?
         .query_row([slice], |r| r.get::<_, Vec<u8>>(0))
@@ -460,7 +503,7 @@ const NODES_PER_INSERT: usize = 64;
 /// already there is left alone. Returns how many keys there were before duplicates were
 /// dropped.
 pub(super) fn insert_into_index(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     mut keys: Vec<(i64, i64)>,
 ) -> Result<i64, StoreError> {
     let moved = keys.len();
@@ -485,7 +528,7 @@ pub(super) fn insert_into_index(
 /// written one statement each paid it for every row. The few rows left over go one at a
 /// time, so that only two statement shapes per table are ever prepared and cached.
 fn insert_rows<const N: usize>(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     head: &str,
     rows: &[[&dyn ToSql; N]],
     per_statement: usize,
@@ -508,7 +551,9 @@ fn insert_rows<const N: usize>(
 
 #[cfg(test)]
 mod tests {
-    use super::{insert_into_index, insert_rows, PENDING_SLICE_BITS, RECENT_SLICE_BITS};
+    use super::{
+        insert_into_index, insert_rows, CachedTransaction, PENDING_SLICE_BITS, RECENT_SLICE_BITS,
+    };
     use crate::storage::sqlite::{decode_key_run, encode_key_run, key_slice, recent_slice};
     use crate::storage::StoreError;
 
@@ -529,6 +574,60 @@ mod tests {
             pairs.iter().map(|&(k, _)| key_slice(k)).collect::<Vec<_>>(),
             vec![8, 15, 0, 7]
         );
+    }
+
+    /// An append's transaction is all or nothing, batch after batch on one connection: its
+    /// writes count only once `commit` returns, one dropped on an error's way out is rolled
+    /// back, and so is one whose `COMMIT` was refused (here a deferred foreign key). Each time
+    /// the connection is left ready for the next batch.
+    #[test]
+    fn cached_transactions_commit_whole_or_roll_back() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = ON; \
+             CREATE TABLE parent (id INTEGER PRIMARY KEY); \
+             CREATE TABLE t (a INTEGER PRIMARY KEY, \
+             p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+        )
+        .unwrap();
+        let rows = |conn: &rusqlite::Connection| -> Vec<i64> {
+            conn.prepare("SELECT a FROM t ORDER BY a")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        for round in 0..3i64 {
+            let tx = CachedTransaction::begin_immediate(&conn).unwrap();
+            tx.execute("INSERT INTO t (a) VALUES (?1)", [10 * round])
+                .unwrap();
+            assert!(!conn.is_autocommit(), "round {round}: no transaction open");
+            tx.commit().unwrap();
+            assert!(conn.is_autocommit(), "round {round}: commit left it open");
+
+            let tx = CachedTransaction::begin_immediate(&conn).unwrap();
+            tx.execute("INSERT INTO t (a) VALUES (?1)", [10 * round + 1])
+                .unwrap();
+            drop(tx);
+            assert!(conn.is_autocommit(), "round {round}: drop left it open");
+
+            let tx = CachedTransaction::begin_immediate(&conn).unwrap();
+            tx.execute("INSERT INTO t (a, p) VALUES (?1, 99)", [10 * round + 2])
+                .unwrap();
+            let refused = tx.commit();
+            assert!(
+                refused.is_err(),
+                "round {round}: a dangling reference committed"
+            );
+            assert!(
+                conn.is_autocommit(),
+                "round {round}: a refused commit left it open"
+            );
+
+            let expected: Vec<i64> = (0..=round).map(|r| 10 * r).collect();
+            assert_eq!(rows(&conn), expected, "round {round}");
+        }
     }
 
     /// Every row is written once whatever the number of rows against the rows per statement

@@ -211,7 +211,7 @@ impl TierFill {
 ///
 /// rusqlite's `Transaction` runs `BEGIN` and `COMMIT` through `execute_batch`, which parses
 /// each of them again every time. An append is one transaction, and at half load there are
-/// thousands of small ones a second, so those parses (about 10,000 instructions each) were a
+/// thousands of small ones a second, so those parses (about 8,000 instructions each) were a
 /// fixed cost of every batch. Dropped without [`CachedTransaction::commit`] — an error on the
 /// way, or a `COMMIT` that failed and left the transaction open — it rolls back, as rusqlite's
 /// `Transaction` does.

@@ -1189,8 +1189,35 @@ pub fn edit_history(
 
 #[cfg(test)]
 mod tests {
-    use super::batch_wait;
+    use super::{batch_wait, SequencerSettings, DEFAULT_BATCH_WAIT};
     use std::time::Duration;
+
+    /// `serve --help` states the batch defaults by hand (the flags are options, so that a
+    /// config file's value can come between them and the default); they must be the ones the
+    /// sequencer uses.
+    #[test]
+    fn serve_help_states_the_batch_defaults_the_sequencer_uses() {
+        use clap::CommandFactory;
+        let mut cli = crate::cli::Cli::command();
+        let serve = cli.find_subcommand_mut("serve").expect("a serve command");
+        let help = serve.render_long_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        let defaults = SequencerSettings::default();
+        let wait_ms = defaults.max_wait.as_secs_f64() * 1000.0;
+        assert_eq!(defaults.max_wait, DEFAULT_BATCH_WAIT);
+        for stated in [
+            format!("0 takes only what is queued [default: {wait_ms}]"),
+            format!(
+                "Most entries per group-commit batch [default: {}]",
+                defaults.max_batch
+            ),
+        ] {
+            assert!(
+                help.contains(&stated),
+                "serve --help lacks {stated:?}:\n{help}"
+            );
+        }
+    }
 
     /// A batch wait is read in milliseconds with fractions to the microsecond; a negative,
     /// huge or non-numeric value is refused with a message that names the setting.

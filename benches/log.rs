@@ -11,6 +11,7 @@
 //! - `BYLINE_BENCH_DIR`: where to put the temporary databases (default: the system temp dir).
 //!   Use a real disk, not tmpfs, or the fsync numbers mean nothing.
 //! - `BYLINE_BENCH_QUICK=1`: small counts and small trees, for checking that the bench runs.
+//! - `BYLINE_BENCH_ONLY=1d`: only the CPU-per-entry comparison (1d), which runs first.
 //!
 //! See docs/BENCHMARKS.md for what each number means.
 
@@ -32,7 +33,7 @@ use byline::core::merkle::{
 use byline::core::sign::{build_statement, sign_statement, Authorship};
 use byline::service::log::{inclusion_proof, LogSigner, Sequencer, SequencerSettings};
 use byline::storage::sqlite::{open_connection, SqliteStore};
-use byline::storage::{EntryKind, PendingEntry, Store};
+use byline::storage::{plan_append, EntryKind, LogState, PendingEntry, Store};
 
 const PUBLISHER: &str = "news.example";
 const LOG_ORIGIN: &str = "bench.byline.example/log";
@@ -47,6 +48,10 @@ struct Plan {
     floor_commits: usize,
     /// Log sizes at which to time appends to an already large log (1c).
     grown_logs: Vec<u64>,
+    /// Batch sizes for the CPU-per-entry comparison (1d).
+    cpu_cases: Vec<usize>,
+    /// Entries per case of 1d.
+    cpu_entries: usize,
     /// Tree sizes for the proof benchmark.
     tree_sizes: Vec<u64>,
     /// Proofs per tree.
@@ -60,6 +65,8 @@ impl Plan {
             sequencer_cases: vec![(1, 4_000), (8, 16_000), (64, 20_480)],
             floor_commits: 4_000,
             grown_logs: vec![50_000, 200_000],
+            cpu_cases: vec![16, 256],
+            cpu_entries: 20_480,
             tree_sizes: vec![1_000_000, 10_000_000],
             proofs: 1_000,
         }
@@ -71,6 +78,8 @@ impl Plan {
             sequencer_cases: vec![(1, 200), (8, 800), (64, 2_048)],
             floor_commits: 200,
             grown_logs: vec![2_000, 8_000],
+            cpu_cases: vec![16, 256],
+            cpu_entries: 2_048,
             tree_sizes: vec![10_000, 100_000],
             proofs: 200,
         }
@@ -132,6 +141,47 @@ async fn run(plan: &Plan, dir: &Path) -> Result<()> {
         "statement payload ~{sample_payload} B, leaf (JCS of envelope + time) ~{sample_leaf} B \
          (mean of first 1000: {mean_leaf} B); no idempotency keys"
     );
+
+    println!(
+        "\n== 1d. The log's CPU per entry: SQLite against an append-only leaf file, fresh per case =="
+    );
+    println!(
+        "The same batches through Store::append on SQLite, and through plan_append (leaves, leaf \
+         hashes, tree nodes) with the batch's leaves written to a plain file in one write and \
+         fdatasync. The file is a floor, not a store: no indexes, no stored nodes, no reads."
+    );
+    println!(
+        "{:>6} {:>8} {:>14} {:>14} {:>8} {:>13} {:>13}",
+        "batch", "entries", "SQLite us/e", "file us/e", "ratio", "SQLite ms/b", "file ms/b"
+    );
+    for (i, &batch) in plan.cpu_cases.iter().enumerate() {
+        let total = entries.len().min(plan.cpu_entries);
+        let path = dir.join(format!("cpu-{i}.db"));
+        let sqlite = sqlite_append_cpu(&path, &entries[..total], batch).await?;
+        remove_db(&path);
+        let path = dir.join(format!("cpu-{i}.leaves"));
+        let file = leaf_file_append_cpu(&path, &entries[..total], batch)?;
+        let _ = std::fs::remove_file(&path);
+        let per_entry = |c: &AppendCpu| c.cpu.as_secs_f64() * 1e6 / total as f64;
+        let per_batch = |c: &AppendCpu| ms(c.wall) / total.div_ceil(batch) as f64;
+        println!(
+            "{:>6} {:>8} {:>14.2} {:>14.2} {:>7.1}x {:>13.3} {:>13.3}",
+            batch,
+            total,
+            per_entry(&sqlite),
+            per_entry(&file),
+            per_entry(&sqlite) / per_entry(&file).max(1e-9),
+            per_batch(&sqlite),
+            per_batch(&file),
+        );
+    }
+    println!(
+        "  us/e: the process's CPU time (user + system, all threads: SQLite's append and WAL \
+         checkpoint threads included) per entry; ms/b: wall time per batch."
+    );
+    if std::env::var("BYLINE_BENCH_ONLY").is_ok_and(|v| v == "1d") {
+        return Ok(());
+    }
 
     // ---- 1. Appends -----------------------------------------------------------------------
     println!(
@@ -677,15 +727,26 @@ struct StoreAppendResult {
     max_idx_query: Duration,
 }
 
+/// A new SQLite store at `path`, its schema created.
+async fn fresh_store(path: &Path) -> Result<SqliteStore> {
+    let store = SqliteStore::open(&sqlite_url(path)).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// `entries` cut into batches of `batch`, cloned before a timed loop consumes them.
+fn batches_of(entries: &[PendingEntry], batch: usize) -> Vec<Vec<PendingEntry>> {
+    entries.chunks(batch).map(|c| c.to_vec()).collect()
+}
+
 async fn bench_store_append(
     path: &Path,
     entries: &[PendingEntry],
     batch: usize,
 ) -> Result<StoreAppendResult> {
-    let store = SqliteStore::open(&sqlite_url(path)).await?;
-    store.migrate().await?;
+    let store = fresh_store(path).await?;
     // Clone outside the timed loop.
-    let batches: Vec<Vec<PendingEntry>> = entries.chunks(batch).map(|c| c.to_vec()).collect();
+    let batches = batches_of(entries, batch);
     let mut lat = Vec::with_capacity(batches.len());
     let started = Instant::now();
     for b in batches {
@@ -726,6 +787,106 @@ async fn bench_store_append(
         state_query,
         max_idx_query,
     })
+}
+
+/// CPU and wall time of one 1d case.
+struct AppendCpu {
+    cpu: Duration,
+    wall: Duration,
+}
+
+/// The process's CPU time so far, user and system, all threads; `None` where `getrusage` is
+/// not available.
+fn process_cpu() -> Option<Duration> {
+    #[cfg(unix)]
+    {
+        // SAFETY: `getrusage` only writes the struct it is given.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+            return None;
+        }
+        let time = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+        };
+        Some(time(usage.ru_utime) + time(usage.ru_stime))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// CPU and wall time since `(cpu, wall)` were read (zero CPU where it cannot be read).
+fn measured_since(cpu_before: Option<Duration>, started: Instant) -> AppendCpu {
+    let wall = started.elapsed();
+    let cpu = match (cpu_before, process_cpu()) {
+        (Some(before), Some(after)) => after.saturating_sub(before),
+        _ => Duration::ZERO,
+    };
+    AppendCpu { cpu, wall }
+}
+
+/// 1d, the store: `entries` appended in batches of `batch` through `Store::append`.
+async fn sqlite_append_cpu(
+    path: &Path,
+    entries: &[PendingEntry],
+    batch: usize,
+) -> Result<AppendCpu> {
+    let store = fresh_store(path).await?;
+    let batches = batches_of(entries, batch);
+    let (cpu_before, started) = (process_cpu(), Instant::now());
+    for b in batches {
+        store.append(b, Timestamp::now()).await?;
+    }
+    let measured = measured_since(cpu_before, started);
+    let size = store.log_state().await?.range.size();
+    if size != entries.len() as u64 {
+        return Err(anyhow!(
+            "log has {size} entries, expected {}",
+            entries.len()
+        ));
+    }
+    Ok(measured)
+}
+
+/// 1d, the floor: the same batches planned as the store plans them (`plan_append`: the JCS
+/// leaves, their hashes, the tree's new nodes), each batch's leaves written to `path` in one
+/// write, length-prefixed, and made durable with `fdatasync`.
+fn leaf_file_append_cpu(path: &Path, entries: &[PendingEntry], batch: usize) -> Result<AppendCpu> {
+    use std::io::Write;
+    let batches = batches_of(entries, batch);
+    let mut file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let mut state = LogState {
+        range: CompactRange::new(),
+        last_time: None,
+    };
+    let mut written = 0u64;
+    let (cpu_before, started) = (process_cpu(), Instant::now());
+    let mut buf = Vec::new();
+    for b in batches {
+        let plan = plan_append(state.clone(), b, Timestamp::now());
+        buf.clear();
+        for row in &plan.rows {
+            buf.extend_from_slice(&(row.leaf.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&row.leaf);
+        }
+        file.write_all(&buf)?;
+        file.sync_data()?;
+        written += plan.rows.len() as u64;
+        state = plan.state_after;
+    }
+    let measured = measured_since(cpu_before, started);
+    if written != entries.len() as u64 || state.range.size() != written {
+        return Err(anyhow!(
+            "the leaf file holds {written} entries, expected {}",
+            entries.len()
+        ));
+    }
+    Ok(measured)
 }
 
 /// The query the store reads a log's size and last time with (`NEWEST_ENTRY` in

@@ -61,7 +61,8 @@ pub struct BenchSignArgs {
     #[arg(long, default_value = "localhost")]
     publisher: String,
     /// Pace unary calls to about this many per second in all (default: as fast as answers
-    /// come back), e.g. half the peak rate to measure latency below saturation.
+    /// come back), e.g. half the peak rate to measure latency below saturation. A call held
+    /// back by a slow answer counts its latency from when it was due.
     #[arg(long, conflicts_with = "stream")]
     rate: Option<f64>,
     /// Call the server's bare `grpc.health.v1.Health/Check` instead of `Sign`: the transport's
@@ -282,6 +283,22 @@ fn rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// When a paced call's latency starts: when it was sent, unless its worker was still waiting
+/// for the previous answer when the call fell due, in which case when it fell due.
+///
+/// A worker sends one call at a time. Measured only from the send, a server that stalls holds
+/// back the calls that should have been sent meanwhile and hides their wait (coordinated
+/// omission): the p99 of a stalled run would look like a calm one's. Measured always from the
+/// schedule, every call would also carry the timer's own lateness (tokio's timer has
+/// millisecond steps), which is the load generator's, not the server's. Unpaced calls
+/// (`due` is `None`) start when sent.
+fn latency_start(due: Option<Instant>, previous_answer: Option<Instant>, sent: Instant) -> Instant {
+    match (due, previous_answer) {
+        (Some(due), Some(answered)) if answered > due => due.min(sent),
+        _ => sent,
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -341,21 +358,26 @@ async fn run_unary(
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0usize;
+            // Ticks keep their schedule after a slow answer (`Burst`): the calls a stalled
+            // worker could not send go out as soon as it is free, and count from when they
+            // were due (see `latency_start`).
             let mut ticker = period.map(|p| {
                 let start = tokio::time::Instant::now() + p.mul_f64(w as f64 / workers as f64);
                 let mut t = tokio::time::interval_at(start, p);
-                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
                 t
             });
+            let mut previous_answer: Option<Instant> = None;
             while Instant::now() < until {
-                if let Some(t) = &mut ticker {
-                    t.tick().await;
-                    if Instant::now() >= until {
-                        break;
-                    }
+                let due = match &mut ticker {
+                    Some(t) => Some(t.tick().await.into_std()),
+                    None => None,
+                };
+                if due.is_some() && Instant::now() >= until {
+                    break;
                 }
                 let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let t = Instant::now();
+                let t = latency_start(due, previous_answer, Instant::now());
                 let ok = if echo {
                     health
                         .check(tonic_health::pb::HealthCheckRequest {
@@ -369,11 +391,13 @@ async fn run_unary(
                     };
                     client.sign(req).await.is_ok()
                 };
+                let answered = Instant::now();
                 if ok {
-                    lat.push(t.elapsed());
+                    lat.push(answered.duration_since(t));
                 } else {
                     errors += 1;
                 }
+                previous_answer = Some(answered);
             }
             (lat, errors)
         }));
@@ -664,6 +688,21 @@ fn log_lines(before: &LogCounters, after: &LogCounters) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paced_call_held_back_by_a_slow_answer_counts_from_when_it_was_due() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // Unpaced calls, and a worker's first call: from the send.
+        assert_eq!(latency_start(None, Some(at(50)), at(50)), at(50));
+        assert_eq!(latency_start(Some(at(10)), None, at(11)), at(11));
+        // The worker was free when the call fell due and the timer fired late: the lateness
+        // is the load generator's, so from the send.
+        assert_eq!(latency_start(Some(at(10)), Some(at(5)), at(11)), at(11));
+        // The previous answer came at 40 ms and the call was due at 10: the server held it
+        // back for 30 ms, which counts.
+        assert_eq!(latency_start(Some(at(10)), Some(at(40)), at(40)), at(10));
+    }
 
     #[test]
     fn cpu_lists_parse_as_the_kernel_writes_them() {

@@ -1440,13 +1440,19 @@ async fn bench_sign_counts_only_logged_calls() {
     let metrics = format!("127.0.0.1:{}", free_port());
     let server = Server::start(d, &["--metrics", &metrics]);
     let pid = server.pid().to_string();
+    // `byline bench sign` against this server, with the given flags.
+    let bench = |flags: &[&str], limit: u64| {
+        run(
+            byline(d)
+                .env("BYLINE_TOKEN", &server.token)
+                .args(["bench", "sign", "--server", &server.url])
+                .args(flags),
+            Duration::from_secs(limit),
+        )
+    };
     let mut counted = 0u64;
     for stream in [true, false] {
         let mut args = vec![
-            "bench",
-            "sign",
-            "--server",
-            &server.url,
             "--concurrency",
             "4",
             "--connections",
@@ -1461,10 +1467,7 @@ async fn bench_sign_counts_only_logged_calls() {
         if stream {
             args.push("--stream");
         }
-        let out = run(
-            byline(d).env("BYLINE_TOKEN", &server.token).args(&args),
-            Duration::from_secs(120),
-        );
+        let out = bench(&args, 120);
         let stdout = text(&out.stdout);
         assert!(
             out.status.success(),
@@ -1515,20 +1518,9 @@ async fn bench_sign_counts_only_logged_calls() {
     // Paced at a rate no server keeps with four calls in flight, the run still ends, and says
     // that the throughput fell short of the rate (its latency then counts the calls' wait to
     // be sent).
-    let out = run(
-        byline(d).env("BYLINE_TOKEN", &server.token).args([
-            "bench",
-            "sign",
-            "--server",
-            &server.url,
-            "--concurrency",
-            "4",
-            "--duration",
-            "1",
-            "--rate",
-            "1000000",
-        ]),
-        Duration::from_secs(120),
+    let out = bench(
+        &["--concurrency", "4", "--duration", "1", "--rate", "1000000"],
+        120,
     );
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
@@ -1538,19 +1530,7 @@ async fn bench_sign_counts_only_logged_calls() {
     );
     // A metrics address where nothing answers is an error naming it, before any load.
     let nowhere = format!("127.0.0.1:{}", free_port());
-    let out = run(
-        byline(d).env("BYLINE_TOKEN", &server.token).args([
-            "bench",
-            "sign",
-            "--server",
-            &server.url,
-            "--duration",
-            "1",
-            "--metrics",
-            &nowhere,
-        ]),
-        Duration::from_secs(60),
-    );
+    let out = bench(&["--duration", "1", "--metrics", &nowhere], 60);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
     let stderr = text(&out.stderr);
     assert!(

@@ -157,7 +157,11 @@ async fn run(plan: &Plan, dir: &Path) -> Result<()> {
     for (i, &batch) in plan.cpu_cases.iter().enumerate() {
         let total = entries.len().min(plan.cpu_entries);
         let path = dir.join(format!("cpu-{i}.db"));
-        let sqlite = sqlite_append_cpu(&path, &entries[..total], batch).await?;
+        let r = bench_store_append(&path, &entries[..total], batch).await?;
+        let sqlite = AppendCpu {
+            cpu: r.cpu,
+            wall: r.elapsed,
+        };
         remove_db(&path);
         let path = dir.join(format!("cpu-{i}.leaves"));
         let file = leaf_file_append_cpu(&path, &entries[..total], batch)?;
@@ -719,19 +723,14 @@ struct StoreAppendResult {
     entries: usize,
     batches: usize,
     elapsed: Duration,
+    /// The process's CPU time over the appends (see [`process_cpu`]).
+    cpu: Duration,
     p50: Duration,
     p99: Duration,
     first_decile: Duration,
     last_decile: Duration,
     state_query: Duration,
     max_idx_query: Duration,
-}
-
-/// A new SQLite store at `path`, its schema created.
-async fn fresh_store(path: &Path) -> Result<SqliteStore> {
-    let store = SqliteStore::open(&sqlite_url(path)).await?;
-    store.migrate().await?;
-    Ok(store)
 }
 
 /// `entries` cut into batches of `batch`, cloned before a timed loop consumes them.
@@ -744,17 +743,18 @@ async fn bench_store_append(
     entries: &[PendingEntry],
     batch: usize,
 ) -> Result<StoreAppendResult> {
-    let store = fresh_store(path).await?;
+    let store = SqliteStore::open(&sqlite_url(path)).await?;
+    store.migrate().await?;
     // Clone outside the timed loop.
     let batches = batches_of(entries, batch);
     let mut lat = Vec::with_capacity(batches.len());
-    let started = Instant::now();
+    let (cpu_before, started) = (process_cpu(), Instant::now());
     for b in batches {
         let t = Instant::now();
         store.append(b, Timestamp::now()).await?;
         lat.push(t.elapsed());
     }
-    let elapsed = started.elapsed();
+    let AppendCpu { cpu, wall: elapsed } = measured_since(cpu_before, started);
     let size = store.log_state().await?.range.size();
     if size != entries.len() as u64 {
         return Err(anyhow!(
@@ -780,6 +780,7 @@ async fn bench_store_append(
         entries: entries.len(),
         batches: n,
         elapsed,
+        cpu,
         p50: quantile(&lat, 0.5),
         p99: quantile(&lat, 0.99),
         first_decile,
@@ -789,7 +790,7 @@ async fn bench_store_append(
     })
 }
 
-/// CPU and wall time of one 1d case.
+/// The CPU and wall time a run of appends took.
 struct AppendCpu {
     cpu: Duration,
     wall: Duration,
@@ -824,29 +825,6 @@ fn measured_since(cpu_before: Option<Duration>, started: Instant) -> AppendCpu {
         _ => Duration::ZERO,
     };
     AppendCpu { cpu, wall }
-}
-
-/// 1d, the store: `entries` appended in batches of `batch` through `Store::append`.
-async fn sqlite_append_cpu(
-    path: &Path,
-    entries: &[PendingEntry],
-    batch: usize,
-) -> Result<AppendCpu> {
-    let store = fresh_store(path).await?;
-    let batches = batches_of(entries, batch);
-    let (cpu_before, started) = (process_cpu(), Instant::now());
-    for b in batches {
-        store.append(b, Timestamp::now()).await?;
-    }
-    let measured = measured_since(cpu_before, started);
-    let size = store.log_state().await?.range.size();
-    if size != entries.len() as u64 {
-        return Err(anyhow!(
-            "log has {size} entries, expected {}",
-            entries.len()
-        ));
-    }
-    Ok(measured)
 }
 
 /// 1d, the floor: the same batches planned as the store plans them (`plan_append`: the JCS

@@ -384,7 +384,7 @@ async fn run_unary(
                     break;
                 }
                 let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let t = latency_start(due, previous_answer, Instant::now());
+                let t = latency_start(due, previous_answer, now);
                 let ok = if echo {
                     health
                         .check(tonic_health::pb::HealthCheckRequest {

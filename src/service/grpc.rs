@@ -47,10 +47,9 @@ pub struct PublisherSigner {
     pub domain: String,
     /// Its display name.
     pub name: String,
-    /// Its signing key (loaded from `keys/DOMAIN.key`).
+    /// Its signing key (loaded from `keys/DOMAIN.key`); it carries its key id
+    /// ([`SigningKey::keyid`]).
     pub key: SigningKey,
-    /// The key's id (lowercase hex SHA-256 of the public key).
-    pub keyid: String,
 }
 
 /// Limits the service enforces.
@@ -420,7 +419,6 @@ impl<S: Store> BylineService<S> {
         let signer = Arc::new(PublisherSigner {
             domain: domain.to_string(),
             name,
-            keyid: keyid(&key.verifying_key()),
             key,
         });
         self.signers
@@ -569,12 +567,12 @@ impl<S: Store> BylineService<S> {
 
     /// Refuses to sign with a key the log says is revoked: every such signature would fail.
     async fn refuse_revoked(&self, signer: &PublisherSigner) -> Result<(), Status> {
-        match self.key_revoked_since(&signer.keyid).await? {
+        match self.key_revoked_since(signer.key.keyid()).await? {
             Some(since) => Err(Status::failed_precondition(format!(
                 "the signing key for {} (keyid {}) was revoked from {since}; install a new key \
                  (`byline keygen --publisher {} --force`) and restart the server",
                 signer.domain,
-                crate::core::dsse::short_keyid(&signer.keyid),
+                crate::core::dsse::short_keyid(signer.key.keyid()),
                 signer.domain
             ))),
             None => Ok(()),

@@ -434,7 +434,8 @@ fn store_pending_keys(
             earliest = earliest.min(run.get(0)?);
             keys.extend(decode_key_run(run.get_ref(1)?.as_blob()?)?);
         }
-        keys.sort_unstable();
+        // Runs sorted each, end to end: the stable sort finds the runs and merges them.
+        keys.sort();
         keys.dedup();
     }
     for run in keys.chunk_by(|a, b| key_slice(a.0) == key_slice(b.0)) {
@@ -458,7 +459,8 @@ fn move_pending_slice(tx: &Connection, slice: i64) -> Result<i64, StoreError> {
         }
     }
     let moved = keys.len() as i64;
-    keys.sort_unstable();
+    // The runs are sorted each: the stable sort finds them and merges.
+    keys.sort();
     let mut read = tx.prepare_cached("SELECT keys FROM recent_key_runs WHERE slice = ?1")?;
     let mut write =
         tx.prepare_cached("INSERT OR REPLACE INTO recent_key_runs (slice, keys) VALUES (?1, ?2)")?;
@@ -472,7 +474,10 @@ fn move_pending_slice(tx: &Connection, slice: i64) -> Result<i64, StoreError> {
             None => Vec::new(),
         };
         merged.extend_from_slice(group);
-        merged.sort_unstable();
+        // Two sorted runs end to end: the stable sort merges them in one pass, where the
+        // unstable one sorted them afresh (about a tenth of the append thread's instructions
+        // outside leaf hashing, counted under callgrind).
+        merged.sort();
         merged.dedup();
         write.execute(params![recent, encode_key_run(&merged)])?;
     }

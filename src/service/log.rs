@@ -1,7 +1,6 @@
 //! The transparency log as the service runs it: the sequencer that batches appends (group
 //! commit), the log key that signs checkpoints, and bundle assembly from stored entries.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -299,7 +298,27 @@ async fn store_checkpoint<S: Store>(store: &S, unstored: &mut Option<CheckpointR
     }
 }
 
-type Committed = (Vec<Appended>, u64, HashMap<NodeId, Hash>, CheckpointRow);
+type Committed = (Vec<Appended>, u64, BatchNodes, CheckpointRow);
+
+/// The nodes a batch's inclusion proofs are cut from, sorted by id. Each entry's proof looks
+/// up about a dozen of them; a binary search over a few hundred sorted ids costs less than
+/// hashing each id with the standard map's SipHash (which, with the map's inserts, was about
+/// 0.6 % of the server's instructions per unary call, counted under callgrind).
+struct BatchNodes(Vec<(NodeId, Hash)>);
+
+impl BatchNodes {
+    fn new(mut nodes: Vec<(NodeId, Hash)>) -> Self {
+        nodes.sort_unstable_by_key(|&(id, _)| id);
+        BatchNodes(nodes)
+    }
+
+    fn get(&self, id: &NodeId) -> Option<Hash> {
+        self.0
+            .binary_search_by_key(id, |&(id, _)| id)
+            .ok()
+            .map(|at| self.0[at].1)
+    }
+}
 
 /// Appends a batch (storing `previous`, the last batch's checkpoint, in the same transaction)
 /// and signs the checkpoint of the new tree once the batch is durable.
@@ -317,7 +336,7 @@ async fn commit_batch<S: Store>(
     let result = result?;
     // The leaves are committed (durable) before the checkpoint that covers them is signed.
     let note = signer.sign_checkpoint(result.tree_size, result.root)?;
-    let nodes: HashMap<NodeId, Hash> = result.nodes.into_iter().collect();
+    let nodes = BatchNodes::new(result.nodes);
     Ok((
         result.entries,
         result.tree_size,
@@ -334,12 +353,12 @@ async fn finish_entry<S: Store>(
     store: &S,
     appended: Appended,
     tree_size: u64,
-    nodes: &HashMap<NodeId, Hash>,
+    nodes: &BatchNodes,
     note: &str,
     envelope: Envelope,
 ) -> Result<LoggedEntry, LogError> {
     let plan = inclusion_proof_plan(appended.index, tree_size).map_err(StoreError::from)?;
-    let known: Option<Vec<Hash>> = plan.ids().iter().map(|id| nodes.get(id).copied()).collect();
+    let known: Option<Vec<Hash>> = plan.ids().iter().map(|id| nodes.get(id)).collect();
     let hashes = match known {
         Some(h) => h,
         // An idempotent repeat of an old entry: its proof needs older nodes.

@@ -555,19 +555,24 @@ impl AuthorshipPredicate {
     /// problem is returned. Signing refuses on it; verification reports it as a warning.
     pub fn hygiene(&self, reserved: &[&str]) -> Result<(), crate::core::hygiene::HygieneError> {
         use crate::core::hygiene::{check_byline, check_name};
+        // Every manifest signed passes here: a field's name is formatted only if it is
+        // refused.
+        let name = |field: &dyn Fn() -> String, value: &str| {
+            check_name("", value).map_err(|e| e.in_field(field()))
+        };
         check_byline("byline", &self.byline, reserved)?;
         for (i, ai) in self.ai_systems.iter().enumerate() {
-            check_name(&format!("aiSystems[{i}].name"), &ai.name)?;
+            name(&|| format!("aiSystems[{i}].name"), &ai.name)?;
             if let Some(v) = &ai.version {
-                check_name(&format!("aiSystems[{i}].version"), v)?;
+                name(&|| format!("aiSystems[{i}].version"), v)?;
             }
             if let Some(v) = &ai.provider {
-                check_name(&format!("aiSystems[{i}].provider"), v)?;
+                name(&|| format!("aiSystems[{i}].provider"), v)?;
             }
         }
         for (i, h) in self.humans.iter().enumerate() {
-            check_name(&format!("humans[{i}].name"), &h.name)?;
-            check_name(&format!("humans[{i}].role"), &h.role)?;
+            name(&|| format!("humans[{i}].name"), &h.name)?;
+            name(&|| format!("humans[{i}].role"), &h.role)?;
         }
         check_name("publisher.name", &self.publisher.name)?;
         if let Some(e) = &self.editorial_responsibility {
@@ -761,6 +766,44 @@ mod tests {
         v["predicate"]["unknown"] = serde_json::json!(1);
         let err = AuthorshipStatement::from_payload(&serde_json::to_vec(&v).unwrap()).unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn hygiene_refusals_name_the_field_and_its_position() {
+        use crate::core::hygiene::{HygieneError, DEFAULT_RESERVED_BYLINES};
+        let mut p = sample_predicate();
+        assert_eq!(p.hygiene(DEFAULT_RESERVED_BYLINES), Ok(()));
+        p.ai_systems.push(AiSystem {
+            name: "second-model".into(),
+            version: Some("2".into()),
+            provider: Some("Lab\u{202E}".into()),
+        });
+        let field_of = |e: HygieneError| match e {
+            HygieneError::Forbidden { field, .. } | HygieneError::NotNfc { field } => field,
+            other => panic!("unexpected refusal {other}"),
+        };
+        assert_eq!(
+            field_of(p.hygiene(DEFAULT_RESERVED_BYLINES).unwrap_err()),
+            "aiSystems[1].provider"
+        );
+        p.ai_systems.pop();
+        p.humans.push(Human {
+            name: "Ana".into(),
+            role: "editor".into(),
+        });
+        p.humans.push(Human {
+            name: "Cafe\u{301}".into(),
+            role: "editor".into(),
+        });
+        assert_eq!(
+            field_of(p.hygiene(DEFAULT_RESERVED_BYLINES).unwrap_err()),
+            "humans[1].name"
+        );
+        let err = p.hygiene(DEFAULT_RESERVED_BYLINES).unwrap_err().to_string();
+        assert!(
+            err.starts_with("humans[1].name is not in Unicode NFC"),
+            "{err}"
+        );
     }
 
     #[test]

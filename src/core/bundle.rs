@@ -103,53 +103,51 @@ impl Bundle {
     /// where [`push_json_string`] copies clean runs eight bytes at a time.
     pub fn to_json_pretty(&self) -> String {
         let envelope = &self.dsse_envelope;
-        let mut out = Vec::with_capacity(envelope.payload.len() + 2048);
-        out.extend_from_slice(b"{\n  \"mediaType\": ");
+        let mut out = String::with_capacity(envelope.payload.len() + 2048);
+        out.push_str("{\n  \"mediaType\": ");
         push_json_string(&mut out, &self.media_type);
-        out.extend_from_slice(b",\n  \"dsseEnvelope\": {\n    \"payloadType\": ");
+        out.push_str(",\n  \"dsseEnvelope\": {\n    \"payloadType\": ");
         push_json_string(&mut out, &envelope.payload_type);
-        out.extend_from_slice(b",\n    \"payload\": ");
+        out.push_str(",\n    \"payload\": ");
         push_json_string(&mut out, &envelope.payload);
-        out.extend_from_slice(b",\n    \"signatures\": [");
+        out.push_str(",\n    \"signatures\": [");
         for (n, signature) in envelope.signatures.iter().enumerate() {
-            start_item(&mut out, n, b"      {\n");
+            start_item(&mut out, n, "      {\n");
             if let Some(keyid) = &signature.keyid {
-                out.extend_from_slice(b"        \"keyid\": ");
+                out.push_str("        \"keyid\": ");
                 push_json_string(&mut out, keyid);
-                out.extend_from_slice(b",\n");
+                out.push_str(",\n");
             }
-            out.extend_from_slice(b"        \"sig\": ");
+            out.push_str("        \"sig\": ");
             push_json_string(&mut out, &signature.sig);
-            out.extend_from_slice(b"\n      }");
+            out.push_str("\n      }");
         }
         if !envelope.signatures.is_empty() {
-            out.extend_from_slice(b"\n    ");
+            out.push_str("\n    ");
         }
-        out.extend_from_slice(b"]\n  }");
+        out.push_str("]\n  }");
         if let Some(entry) = &self.log_entry {
             let proof = &entry.inclusion_proof;
-            out.extend_from_slice(b",\n  \"logEntry\": {\n    \"logIndex\": ");
-            out.extend_from_slice(entry.log_index.to_string().as_bytes());
-            out.extend_from_slice(b",\n    \"integratedTime\": ");
+            out.push_str(",\n  \"logEntry\": {\n    \"logIndex\": ");
+            out.push_str(&entry.log_index.to_string());
+            out.push_str(",\n    \"integratedTime\": ");
             push_json_string(&mut out, &entry.integrated_time);
-            out.extend_from_slice(b",\n    \"inclusionProof\": {\n      \"treeSize\": ");
-            out.extend_from_slice(proof.tree_size.to_string().as_bytes());
-            out.extend_from_slice(b",\n      \"hashes\": [");
+            out.push_str(",\n    \"inclusionProof\": {\n      \"treeSize\": ");
+            out.push_str(&proof.tree_size.to_string());
+            out.push_str(",\n      \"hashes\": [");
             for (n, hash) in proof.hashes.iter().enumerate() {
-                start_item(&mut out, n, b"        ");
+                start_item(&mut out, n, "        ");
                 push_json_string(&mut out, hash);
             }
             if !proof.hashes.is_empty() {
-                out.extend_from_slice(b"\n      ");
+                out.push_str("\n      ");
             }
-            out.extend_from_slice(b"],\n      \"checkpoint\": ");
+            out.push_str("],\n      \"checkpoint\": ");
             push_json_string(&mut out, &proof.checkpoint);
-            out.extend_from_slice(b"\n    }\n  }");
+            out.push_str("\n    }\n  }");
         }
-        out.extend_from_slice(b"\n}\n");
-        // Every string written is a Rust string copied or escaped whole, so this is UTF-8.
-        String::from_utf8(out)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        out.push_str("\n}\n");
+        out
     }
 
     /// Compact JSON on one line, as embedded in articles.
@@ -160,12 +158,12 @@ impl Bundle {
 
 /// Starts item `n` of an array in pretty JSON: a comma after the first item, a new line, and
 /// `opening` (the indentation, and a brace for an object).
-fn start_item(out: &mut Vec<u8>, n: usize, opening: &[u8]) {
+fn start_item(out: &mut String, n: usize, opening: &str) {
     if n > 0 {
-        out.push(b',');
+        out.push(',');
     }
-    out.push(b'\n');
-    out.extend_from_slice(opening);
+    out.push('\n');
+    out.push_str(opening);
 }
 
 #[cfg(test)]

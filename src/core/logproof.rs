@@ -87,7 +87,7 @@ pub fn leaf_bytes(envelope: &Envelope, integrated_time: &str) -> Vec<u8> {
         .iter()
         .map(|s| s.sig.len() + s.keyid.as_ref().map_or(0, String::len) + 24)
         .sum();
-    let mut out = Vec::with_capacity(
+    let mut out = String::with_capacity(
         envelope.payload.len()
             + envelope.payload_type.len()
             + integrated_time.len()
@@ -96,29 +96,30 @@ pub fn leaf_bytes(envelope: &Envelope, integrated_time: &str) -> Vec<u8> {
     );
     // Member names in UTF-16 code unit order (RFC 8785 section 3.2.3): dsseEnvelope <
     // integratedTime; payload < payloadType < signatures; keyid < sig.
-    out.extend_from_slice(b"{\"dsseEnvelope\":{\"payload\":");
+    out.push_str("{\"dsseEnvelope\":{\"payload\":");
     push_json_string(&mut out, &envelope.payload);
-    out.extend_from_slice(b",\"payloadType\":");
+    out.push_str(",\"payloadType\":");
     push_json_string(&mut out, &envelope.payload_type);
-    out.extend_from_slice(b",\"signatures\":[");
+    out.push_str(",\"signatures\":[");
     for (n, signature) in envelope.signatures.iter().enumerate() {
         if n > 0 {
-            out.push(b',');
+            out.push(',');
         }
-        out.push(b'{');
+        out.push('{');
         if let Some(keyid) = &signature.keyid {
-            out.extend_from_slice(b"\"keyid\":");
+            out.push_str("\"keyid\":");
             push_json_string(&mut out, keyid);
-            out.push(b',');
+            out.push(',');
         }
-        out.extend_from_slice(b"\"sig\":");
+        out.push_str("\"sig\":");
         push_json_string(&mut out, &signature.sig);
-        out.push(b'}');
+        out.push('}');
     }
-    out.extend_from_slice(b"]},\"integratedTime\":");
+    out.push_str("]},\"integratedTime\":");
     push_json_string(&mut out, integrated_time);
-    out.push(b'}');
-    out
+    out.push('}');
+    // Built as text (every piece is a `str`), handed out as the bytes the leaf is.
+    out.into_bytes()
 }
 
 /// Parses the pinned log keys of a trust store.

@@ -1482,6 +1482,13 @@ async fn bench_sign_counts_only_logged_calls() {
         let ok: u64 = requests.split_whitespace().nth(1).unwrap().parse().unwrap();
         assert!(ok > 0, "stream {stream}: nothing was signed:\n{stdout}");
         assert!(stdout.contains("ratio"), "no ratio printed:\n{stdout}");
+        // The server's CPU split among its threads: the SQLite store's append thread wrote
+        // every logged entry, so it has a share.
+        let threads = stdout
+            .lines()
+            .find(|l| l.starts_with("server threads"))
+            .unwrap_or_else(|| panic!("no server threads line:\n{stdout}"));
+        assert!(threads.contains("byline-sqlite-a "), "{threads}");
         // The server's metrics, read before and after the load: the batches it committed.
         let log = stdout
             .lines()

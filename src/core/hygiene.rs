@@ -57,8 +57,8 @@ pub enum HygieneError {
 }
 
 impl HygieneError {
-    /// The same refusal, for the field named `field`: lets a caller that checks many fields
-    /// build a field's name (`humans[2].role`) only when that field is refused.
+    /// The same refusal, naming the field `name` instead: lets a caller that checks many
+    /// fields build a field's name (`humans[2].role`) only when that field is refused.
     pub(crate) fn in_field(mut self, name: String) -> Self {
         match &mut self {
             HygieneError::NotNfc { field }

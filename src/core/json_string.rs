@@ -42,8 +42,8 @@ fn escape_of(byte: u8) -> Option<&'static str> {
 /// Appends `value` as a JSON string, quotes included, in the form RFC 8785 and serde_json
 /// share (see the module documentation). It writes into a `String`: every piece copied is a
 /// whole run of `value` between escaped ASCII bytes (so on character boundaries) or ASCII,
-/// and the document needs no UTF-8 check afterwards (the bundle's check was about 1 % of a
-/// unary call's instructions).
+/// and the document needs no UTF-8 check afterwards (the bundle's check was about 1.3k
+/// instructions of a unary call's 475k, counted under callgrind).
 pub(crate) fn push_json_string(out: &mut String, value: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let bytes = value.as_bytes();

@@ -555,24 +555,24 @@ impl AuthorshipPredicate {
     /// problem is returned. Signing refuses on it; verification reports it as a warning.
     pub fn hygiene(&self, reserved: &[&str]) -> Result<(), crate::core::hygiene::HygieneError> {
         use crate::core::hygiene::{check_byline, check_name};
-        // Every manifest signed passes here: a field's name is formatted only if it is
-        // refused.
-        let name = |field: &dyn Fn() -> String, value: &str| {
-            check_name("", value).map_err(|e| e.in_field(field()))
+        // Every manifest signed passes here: the name of a field in a list
+        // (`aiSystems[0].name`) is formatted only if that field is refused.
+        let item = |list: &str, i: usize, field: &str, value: &str| {
+            check_name("", value).map_err(|e| e.in_field(format!("{list}[{i}].{field}")))
         };
         check_byline("byline", &self.byline, reserved)?;
         for (i, ai) in self.ai_systems.iter().enumerate() {
-            name(&|| format!("aiSystems[{i}].name"), &ai.name)?;
+            item("aiSystems", i, "name", &ai.name)?;
             if let Some(v) = &ai.version {
-                name(&|| format!("aiSystems[{i}].version"), v)?;
+                item("aiSystems", i, "version", v)?;
             }
             if let Some(v) = &ai.provider {
-                name(&|| format!("aiSystems[{i}].provider"), v)?;
+                item("aiSystems", i, "provider", v)?;
             }
         }
         for (i, h) in self.humans.iter().enumerate() {
-            name(&|| format!("humans[{i}].name"), &h.name)?;
-            name(&|| format!("humans[{i}].role"), &h.role)?;
+            item("humans", i, "name", &h.name)?;
+            item("humans", i, "role", &h.role)?;
         }
         check_name("publisher.name", &self.publisher.name)?;
         if let Some(e) = &self.editorial_responsibility {

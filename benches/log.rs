@@ -12,6 +12,7 @@
 //!   Use a real disk, not tmpfs, or the fsync numbers mean nothing.
 //! - `BYLINE_BENCH_QUICK=1`: small counts and small trees, for checking that the bench runs.
 //! - `BYLINE_BENCH_ONLY=1d`: only the CPU-per-entry comparison (1d), which runs first.
+//! - `BYLINE_BENCH_ONLY=1e`: only the growing log's append CPU and lookup times (1e).
 //!
 //! See docs/BENCHMARKS.md for what each number means.
 
@@ -52,6 +53,9 @@ struct Plan {
     cpu_cases: Vec<usize>,
     /// Entries per case of 1d.
     cpu_entries: usize,
+    /// 1e: how many stretches of how many entries the growing log is appended, and how many
+    /// lookups are timed after each.
+    growth: (usize, usize, usize),
     /// Tree sizes for the proof benchmark.
     tree_sizes: Vec<u64>,
     /// Proofs per tree.
@@ -67,6 +71,7 @@ impl Plan {
             grown_logs: vec![50_000, 200_000],
             cpu_cases: vec![16, 256],
             cpu_entries: 20_480,
+            growth: (10, 102_400, 2_000),
             tree_sizes: vec![1_000_000, 10_000_000],
             proofs: 1_000,
         }
@@ -80,6 +85,7 @@ impl Plan {
             grown_logs: vec![2_000, 8_000],
             cpu_cases: vec![16, 256],
             cpu_entries: 2_048,
+            growth: (3, 2_048, 200),
             tree_sizes: vec![10_000, 100_000],
             proofs: 200,
         }
@@ -142,6 +148,17 @@ async fn run(plan: &Plan, dir: &Path) -> Result<()> {
          (mean of first 1000: {mean_leaf} B); no idempotency keys"
     );
 
+    if std::env::var("BYLINE_BENCH_ONLY").is_ok_and(|v| v == "1e") {
+        let (stretches, per_stretch, lookups) = plan.growth;
+        return bench_index_growth(
+            &dir.join("growth.db"),
+            &entries,
+            stretches,
+            per_stretch,
+            lookups,
+        )
+        .await;
+    }
     println!(
         "\n== 1d. The log's CPU per entry: SQLite against an append-only leaf file, fresh per case =="
     );
@@ -714,6 +731,96 @@ fn make_entries(n: usize, key: &SigningKey) -> Result<Vec<PendingEntry>> {
         });
     }
     Ok(out)
+}
+
+// ---- 1e. The index as the log grows ---------------------------------------------------------
+
+/// Entry `n` of the growing log: an entry of `pool`, with digests of its own (so that every
+/// entry adds four keys no other entry has, as real articles do).
+fn grown_entry(pool: &[PendingEntry], n: usize) -> PendingEntry {
+    let mut entry = pool[n % pool.len()].clone();
+    entry.text_sha256 = Some(grown_digest(n, "text"));
+    entry.exact_sha256 = Some(grown_digest(n, "exact"));
+    entry.statement_sha256 = grown_digest(n, "statement");
+    entry
+}
+
+/// The `kind` digest (hex) of entry `n` of the growing log.
+fn grown_digest(n: usize, kind: &str) -> String {
+    Sha256Digest::of(format!("grown {kind} {n}").as_bytes()).to_hex()
+}
+
+/// 1e: one log grown through `Store::append` in batches of 256, so that every key goes the
+/// way the store's keys go (pending runs, recent runs, the index below them). After each
+/// stretch of `per_stretch` entries: the CPU per entry of that stretch's appends (the
+/// process's, every thread; the stretch's entries are built before it is timed), and the
+/// time of `lookups` lookups by text digest of entries anywhere in the log so far, each
+/// checked to find exactly its entry.
+async fn bench_index_growth(
+    path: &Path,
+    pool: &[PendingEntry],
+    stretches: usize,
+    per_stretch: usize,
+    lookups: usize,
+) -> Result<()> {
+    println!("\n== 1e. Appends and lookups as one log grows (batches of 256) ==");
+    println!(
+        "{:>9} {:>10} {:>11} {:>13} {:>13} {:>10}",
+        "entries", "append us/e", "ms/b", "lookup p50 us", "lookup p99 us", "db MB"
+    );
+    let store = SqliteStore::open(&sqlite_url(path)).await?;
+    store.migrate().await?;
+    let mut rng = SplitMix(0x1e);
+    let mut size = 0usize;
+    for _ in 0..stretches {
+        let batches: Vec<Vec<PendingEntry>> = (size..size + per_stretch)
+            .map(|n| grown_entry(pool, n))
+            .collect::<Vec<_>>()
+            .chunks(256)
+            .map(|c| c.to_vec())
+            .collect();
+        let count = batches.len();
+        let (cpu_before, started) = (process_cpu(), Instant::now());
+        for batch in batches {
+            store.append(batch, Timestamp::now()).await?;
+        }
+        let AppendCpu { cpu, wall } = measured_since(cpu_before, started);
+        size += per_stretch;
+        let wanted: Vec<(usize, String)> = (0..lookups)
+            .map(|_| {
+                let n = (rng.next() % size as u64) as usize;
+                (n, grown_digest(n, "text"))
+            })
+            .collect();
+        let mut times = Vec::with_capacity(lookups);
+        for (n, digest) in &wanted {
+            let t = Instant::now();
+            let found = store.lookup_text(digest).await?;
+            times.push(t.elapsed());
+            if found.len() != 1 || found[0].index != *n as u64 {
+                return Err(anyhow!(
+                    "lookup of entry {n} found {:?}",
+                    found.iter().map(|e| e.index).collect::<Vec<_>>()
+                ));
+            }
+        }
+        times.sort_unstable();
+        println!(
+            "{:>9} {:>10.2} {:>11.3} {:>13.1} {:>13.1} {:>10.0}",
+            size,
+            cpu.as_secs_f64() * 1e6 / per_stretch as f64,
+            ms(wall) / count as f64,
+            us(quantile(&times, 0.5)),
+            us(quantile(&times, 0.99)),
+            db_bytes(path) as f64 / 1e6,
+        );
+    }
+    println!(
+        "  append us/e: the process's CPU (user + system, every thread) per entry of the \
+         stretch's appends; ms/b: wall time per batch; lookups: Store::lookup_text of random \
+         earlier entries, after the stretch."
+    );
+    Ok(())
 }
 
 // ---- 1a. Store::append ----------------------------------------------------------------------

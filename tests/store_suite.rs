@@ -832,11 +832,12 @@ async fn append_spread<S: Store>(store: &S, first: usize, count: usize, at: usiz
 }
 
 /// Each of the first `entries` entries' four keys is in exactly one of the key tables; the
-/// keys in each, as (pending, recent, indexed).
+/// keys in each, as (pending, recent, indexed: in the level runs or, in logs written before
+/// them, `entry_keys`).
 fn assert_every_key_in_one_table(conn: &rusqlite::Connection, entries: usize) -> (i64, i64, i64) {
     let pending = keys_in_runs(conn, "pending_key_runs");
     let recent = keys_in_runs(conn, "recent_key_runs");
-    let indexed = count_rows(conn, "entry_keys");
+    let indexed = keys_in_runs(conn, "level_run_blocks") + count_rows(conn, "entry_keys");
     assert_eq!(
         pending + recent + indexed,
         4 * entries as i64,
@@ -889,10 +890,11 @@ fn assert_runs_sorted_in_their_ranges(conn: &rusqlite::Connection, select: &str,
 }
 
 /// The newest entries' keys wait in `pending_key_runs`, are merged into `recent_key_runs` once
-/// 8,192 have gathered, and move on into `entry_keys` once 65,536 have: an entry is found by
-/// every digest before, during and after the moves, exactly once, and a digest that shares
-/// only its first 8 bytes with a stored one finds nothing. Each recent run stays sorted,
-/// without repeats, and holds only keys of its own range.
+/// 8,192 have gathered, and move on into the level runs once 65,536 have: an entry is found by
+/// every digest before, during and after the moves, exactly once, also one whose keys are in
+/// the level runs, and a digest that shares only its first 8 bytes with a stored one finds
+/// nothing. Each recent run and each block of a level run stays sorted, without repeats, and
+/// holds only keys of its own range. A new log leaves `entry_keys` empty.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
     let (_dir, url) = temp_sqlite_url();
@@ -925,9 +927,25 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
     }
     assert!(
         seen_recent && seen_indexed,
-        "24,576 entries' keys moved into recent_key_runs and on into entry_keys"
+        "24,576 entries' keys moved into recent_key_runs and on into the level runs"
     );
+    assert_eq!(count_rows(&conn, "entry_keys"), 0);
     assert_runs_sorted_in_their_ranges(&conn, "SELECT slice, keys FROM recent_key_runs", 6);
+    assert_runs_sorted_in_their_ranges(&conn, "SELECT slice, keys FROM level_run_blocks", 6);
+    let in_levels: Vec<usize> = conn
+        .prepare("SELECT keys FROM level_run_blocks")
+        .unwrap()
+        .query_map([], |r| r.get::<_, Vec<u8>>(0))
+        .unwrap()
+        .flat_map(|blob| key_pairs(&blob.unwrap()))
+        .map(|(_, idx)| idx as usize)
+        .step_by(997)
+        .collect();
+    assert!(
+        in_levels.len() >= 20,
+        "keys of many entries in the level runs"
+    );
+    assert_found_by_each_digest(&store, &in_levels).await;
     // Same first 8 bytes as entry 5's text digest, different rest: not a match.
     let mut near = spread_digest(5, 0);
     near.replace_range(60.., "ffff");

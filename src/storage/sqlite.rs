@@ -19,7 +19,7 @@ use crate::storage::{
     StoreError, TokenRecord,
 };
 
-const SCHEMA: &[&str] = &[
+pub(super) const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS log_meta (id INTEGER PRIMARY KEY CHECK (id = 1), origin TEXT NOT NULL, verifier_key TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS publishers (domain TEXT PRIMARY KEY, name TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS tokens (id TEXT PRIMARY KEY, publisher TEXT NOT NULL, secret_sha256 BLOB NOT NULL, admin INTEGER NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER, revoked INTEGER NOT NULL DEFAULT 0)",
@@ -27,9 +27,11 @@ const SCHEMA: &[&str] = &[
     // Every digest an entry is looked up by (text, exact, statement, leaf hash), as the first
     // 8 bytes of the digest read as a signed big-endian integer: one small B-tree instead of
     // four indexes of 64-character strings. A match is confirmed against the full digest in
-    // `entries`, so a shared prefix never returns a wrong entry.
+    // `entries`, so a shared prefix never returns a wrong entry. Since the fifteenth session
+    // the keys end in the level runs below instead; this holds the keys of older logs (and
+    // of their upgrades), and lookups still read it.
     "CREATE TABLE IF NOT EXISTS entry_keys (key INTEGER NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (key, idx)) WITHOUT ROWID",
-    // The newest entries' keys, not yet in `recent_key_runs` or `entry_keys`: one row per
+    // The newest entries' keys, not yet in `recent_key_runs` or the level runs: one row per
     // append and key range (the key's top four bits, `slice`), holding that append's keys of
     // the range as one blob of (key, index) pairs (`encode_key_run`). An append writes at most
     // sixteen small rows instead of four rows per entry; a lookup reads the runs of its key's
@@ -38,13 +40,27 @@ const SCHEMA: &[&str] = &[
     // its keys as one row of `UNSORTED_SLICE` instead (every lookup reads those too), and
     // they are cut into their ranges with a later append's (`UNSORTED_KEYS_LIMIT`).
     "CREATE TABLE IF NOT EXISTS pending_key_runs (slice INTEGER NOT NULL, first_idx INTEGER NOT NULL, keys BLOB NOT NULL, PRIMARY KEY (slice, first_idx)) WITHOUT ROWID",
-    // Keys on their way from `pending_key_runs` to `entry_keys`: one row per key range (the
+    // Keys on their way from `pending_key_runs` to the level runs: one row per key range (the
     // key's top six bits, `slice`), its keys one sorted blob of (key, index) pairs. A move
     // from the pending runs merges into four of these blobs; once they hold
-    // `RECENT_KEYS_LIMIT` keys, a move takes one whole row into `entry_keys` in key order
-    // (see `sqlite_append`). Until the seventh session this tier was a B-tree, `recent_keys`,
+    // `RECENT_KEYS_LIMIT` keys, a move takes one whole row into the level runs (see
+    // `sqlite_append`). Until the seventh session this tier was a B-tree, `recent_keys`,
     // and each key cost an insert and a delete in it on top of its insert in `entry_keys`.
     "CREATE TABLE IF NOT EXISTS recent_key_runs (slice INTEGER PRIMARY KEY, keys BLOB NOT NULL)",
+    // Keys past the recent tier, since the fifteenth session: per recent key range (`slice`),
+    // a few sorted runs on each `level`, never changed once written. A moved recent run
+    // becomes a run of level 1; when a range would have `LEVEL_FANOUT` runs on one level,
+    // they are merged into one run of the next instead (see `sqlite_append`). A key is written
+    // once per level, so a move costs about the same at any size of the log, where a move into
+    // the `entry_keys` B-tree rewrote about as many pages as the B-tree had in the move's key
+    // range, a number that grew with the log. `level_runs` lists the runs, so that a lookup
+    // visits only its range's few; `level_run_blocks` holds each run's pairs in key order,
+    // cut into blocks of `LEVEL_BLOCK_PAIRS` (each a blob as in `encode_key_run`, small
+    // enough to sit in its B-tree page), keyed by each block's first pair, so that a lookup
+    // reads the one or two blocks that can hold its key. Logs written before keep the keys
+    // they moved into `entry_keys`, which lookups still read.
+    "CREATE TABLE IF NOT EXISTS level_runs (slice INTEGER NOT NULL, level INTEGER NOT NULL, run INTEGER NOT NULL, PRIMARY KEY (slice, level, run)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS level_run_blocks (slice INTEGER NOT NULL, level INTEGER NOT NULL, run INTEGER NOT NULL, first_key INTEGER NOT NULL, first_idx INTEGER NOT NULL, keys BLOB NOT NULL, PRIMARY KEY (slice, level, run, first_key, first_idx)) WITHOUT ROWID",
     "CREATE UNIQUE INDEX IF NOT EXISTS entries_idempotency ON entries(publisher, idempotency_key) WHERE idempotency_key IS NOT NULL",
     // The hashes of the perfect subtrees above the leaves, before the seventh session (and
     // still read for the nodes those logs wrote).
@@ -238,8 +254,8 @@ impl ConnectionPool {
 
 impl SqliteStore {
     /// Entries whose `column` holds `digest` (64 hex digits), oldest first, at most 100: the
-    /// one query behind every digest lookup. The `entry_keys` index finds the candidates by
-    /// the digest's first 8 bytes; the full digest is then compared.
+    /// one query behind every digest lookup. The key tables find the candidates by the
+    /// digest's first 8 bytes; the full digest is then compared.
     async fn lookup_digest(
         &self,
         column: DigestColumn,
@@ -372,12 +388,11 @@ pub(super) const PENDING_SLICE_BITS: u32 = 4;
 /// `sqlite_append`). It is one past the last range, so an older binary's moves never take it.
 pub(super) const UNSORTED_SLICE: i64 = 1 << PENDING_SLICE_BITS;
 
-/// Into how many key ranges `recent_key_runs` is cut (by the key's top six bits: 64); a pending
-/// range covers exactly four of them. A move's cost per key depends only on how much larger
-/// `entry_keys` is than the recent tier, not on the range, so finer ranges cost no throughput;
-/// what they change is how long one append is held. Cut in sixteen, a move took 7,000–10,000
-/// keys and held its batch for about 9 ms, several times a second at half load, which set the
-/// p99 there.
+/// Into how many key ranges `recent_key_runs` and the level runs are cut (by the key's top six
+/// bits: 64); a pending range covers exactly four of them. Finer ranges make each move, and
+/// each merge of level runs, smaller, so that one append is held less long: cut in sixteen, a
+/// move (then into `entry_keys`) took 7,000–10,000 keys and held its batch for about 9 ms,
+/// several times a second at half load, which set the p99 there.
 pub(super) const RECENT_SLICE_BITS: u32 = 6;
 
 /// The top `bits` bits (1..64) of a key as it is stored, read unsigned: the number of its range
@@ -434,10 +449,10 @@ pub(super) fn keys_in_runs(
     )?)
 }
 
-/// The indexes of the entries with `key` that are not in `entry_keys` yet, as the JSON array
+/// The indexes of the entries with `key` that are not in `entry_keys`, as the JSON array
 /// [`candidates!`] binds: read from the pending runs of the key's range (a sixteenth of what
-/// is pending), the unsorted pending runs (fewer than `UNSORTED_KEYS_LIMIT` keys) and the one
-/// recent run of its range.
+/// is pending), the unsorted pending runs (fewer than `UNSORTED_KEYS_LIMIT` keys), the one
+/// recent run of its range and its range's level runs.
 fn unindexed_candidates(conn: &rusqlite::Connection, key: i64) -> Result<String, StoreError> {
     let mut found = Vec::new();
     for (sql, slice) in [
@@ -465,7 +480,44 @@ fn unindexed_candidates(conn: &rusqlite::Connection, key: i64) -> Result<String,
             );
         }
     }
+    found.extend(level_run_matches(conn, key)?.map(|idx| idx.to_string()));
     Ok(format!("[{}]", found.join(",")))
+}
+
+/// The indexes paired with `key` in the level runs of its range. Each run is visited by one
+/// descending scan from the key: its blocks that start at the key, and the last block that
+/// starts before it (which may hold the key's first pairs); a run's blocks are in key order,
+/// so no other block can hold the key.
+pub(super) fn level_run_matches(
+    conn: &rusqlite::Connection,
+    key: i64,
+) -> Result<impl Iterator<Item = i64>, StoreError> {
+    let slice = recent_slice(key);
+    let runs: Vec<(i64, i64)> = conn
+        .prepare_cached("SELECT level, run FROM level_runs WHERE slice = ?1")?
+        .query_map([slice], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut blocks = conn.prepare_cached(
+        "SELECT first_key, keys FROM level_run_blocks \
+         WHERE slice = ?1 AND level = ?2 AND run = ?3 AND first_key <= ?4 \
+         ORDER BY first_key DESC, first_idx DESC",
+    )?;
+    let mut found = Vec::new();
+    for (level, run) in runs {
+        let mut rows = blocks.query(params![slice, level, run, key])?;
+        while let Some(row) = rows.next()? {
+            let first_key: i64 = row.get(0)?;
+            found.extend(
+                decode_key_run(row.get_ref(1)?.as_blob()?)?
+                    .filter(|&(k, _)| k == key)
+                    .map(|(_, idx)| idx),
+            );
+            if first_key < key {
+                break;
+            }
+        }
+    }
+    Ok(found.into_iter())
 }
 
 /// The `entry_keys` rows of entry `idx`, from its digests (hex, as stored) and leaf hash.

@@ -45,21 +45,22 @@ const PENDING_KEYS_LIMIT: i64 = 8192;
 /// thirteen; a lookup reads at most this many unsorted keys besides its own range's.
 const UNSORTED_KEYS_LIMIT: i64 = 1024;
 
-/// How many keys `recent_key_runs` holds before its key ranges start moving into `entry_keys`.
+/// How many keys `recent_key_runs` holds before its key ranges start moving on into the level
+/// runs.
 ///
 /// A move of k sorted keys into a B-tree of P pages rewrites about min(k, P) pages. Moving
-/// pending keys straight into `entry_keys` put a few hundred keys into a table of millions:
-/// about one page per key, 8 KB written (and later checkpointed) for every 20-byte key, which
-/// made the index the largest part of the log's writes a few seconds into a load test. Two
-/// steps keep both ratios small: a slice of the pending keys is merged into the recent runs,
-/// which hold eight times as many keys, and a recent run (a thousand keys or so) lands in the
-/// same key range of `entry_keys`.
+/// pending keys straight into the `entry_keys` B-tree put a few hundred keys into a table of
+/// millions: about one page per key, 8 KB written (and later checkpointed) for every 20-byte
+/// key. Merged first into the recent runs, which hold eight times as many keys, a range's keys
+/// moved on a thousand or so at a time; into `entry_keys` that still rewrote about as many
+/// pages as the B-tree had in the range, a number that grew with the log, and since the
+/// fifteenth session they become a level run instead, written once per level
+/// ([`add_level_run`]).
 ///
 /// The recent keys were a B-tree (`recent_keys`) until the seventh session. Each key then cost
 /// an insert and a delete there on top of its insert into `entry_keys`; in a build that never
 /// moved keys at all, SignStream used about 14 % less server CPU per call. As sorted runs,
-/// the recent tier costs a merge of blobs instead, and a key's only B-tree insert is the
-/// one into `entry_keys`.
+/// the recent tier costs a merge of blobs instead.
 const RECENT_KEYS_LIMIT: i64 = 8 * PENDING_KEYS_LIMIT;
 
 /// How often the background thread copies the WAL into the database. Each copy shares the one
@@ -174,7 +175,7 @@ struct Appender {
     tiers: Option<KeyTiers>,
 }
 
-/// How full the two key tables in front of `entry_keys` are.
+/// How full the two key tables in front of the level runs are.
 #[derive(Clone, Copy, Debug)]
 struct KeyTiers {
     pending: TierFill,
@@ -484,17 +485,106 @@ fn move_pending_slice(tx: &Connection, slice: i64) -> Result<i64, StoreError> {
     Ok(moved)
 }
 
-/// Moves the recent run of key range `slice` (of [`RECENT_SLICE_BITS`]) into `entry_keys`;
-/// returns how many keys it held.
+/// Moves the recent run of key range `slice` (of [`RECENT_SLICE_BITS`]) into the level runs
+/// of its range; returns how many keys it held.
 fn move_recent_slice(tx: &Connection, slice: i64) -> Result<i64, StoreError> {
     let run = tx
         .prepare_cached("DELETE FROM recent_key_runs WHERE slice = ?1 RETURNING keys")?
         .query_row([slice], |r| r.get::<_, Vec<u8>>(0))
         .optional()?;
     match run {
-        Some(blob) => insert_into_index(tx, decode_key_run(&blob)?.collect()),
+        Some(blob) => {
+            let keys: Vec<(i64, i64)> = decode_key_run(&blob)?.collect();
+            let moved = keys.len() as i64;
+            add_level_run(tx, slice, keys)?;
+            Ok(moved)
+        }
         None => Ok(0),
     }
+}
+
+/// How many runs one level of a key range may hold before they are merged into one run of the
+/// next level: the most a range's level has is one fewer. A key is written once per level,
+/// and a lookup visits every run of its range. At 2, a range that has taken n moves holds one
+/// run per binary digit of n that is 1: a range of 100,000 keys (a log of about 1.6 million
+/// entries, about a hundred moves) at most seven runs on seven levels, and each key was written
+/// at most seven times. At 4 a key was written about half as often, but a lookup visited about
+/// three times as many runs; appends cost no less CPU and lookups about 40 % more time in a
+/// log of a million entries (`docs/BENCHMARKS.md`, fifteenth session).
+pub(super) const LEVEL_FANOUT: usize = 2;
+
+/// How many (key, index) pairs one block of a level run holds: 1,920 bytes, under the
+/// 2,030 bytes of payload an 8 KB page of a `WITHOUT ROWID` table keeps in the page itself,
+/// so that a lookup reads one page per block rather than an overflow chain as well.
+pub(super) const LEVEL_BLOCK_PAIRS: usize = 120;
+
+/// Adds `keys` (sorted, without repeats, all of recent key range `slice`) to that range's
+/// level runs as a run of level 1. Where the level already holds [`LEVEL_FANOUT`] − 1 runs,
+/// they are taken out and merged with the new one, which goes one level up instead, and so on
+/// upwards: each range keeps fewer than [`LEVEL_FANOUT`] runs per level.
+pub(super) fn add_level_run(
+    tx: &Connection,
+    slice: i64,
+    mut keys: Vec<(i64, i64)>,
+) -> Result<(), StoreError> {
+    let mut level: i64 = 1;
+    loop {
+        let runs: Vec<i64> = tx
+            .prepare_cached("SELECT run FROM level_runs WHERE slice = ?1 AND level = ?2")?
+            .query_map([slice, level], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        if runs.len() + 1 < LEVEL_FANOUT {
+            let run = runs.iter().max().map_or(0, |r| r + 1);
+            return write_level_run(tx, slice, level, run, &keys);
+        }
+        {
+            let mut blocks = tx.prepare_cached(
+                "DELETE FROM level_run_blocks WHERE slice = ?1 AND level = ?2 RETURNING keys",
+            )?;
+            let mut blocks = blocks.query([slice, level])?;
+            while let Some(block) = blocks.next()? {
+                keys.extend(decode_key_run(block.get_ref(0)?.as_blob()?)?);
+            }
+        }
+        tx.prepare_cached("DELETE FROM level_runs WHERE slice = ?1 AND level = ?2")?
+            .execute([slice, level])?;
+        // Sorted runs end to end: the stable sort finds and merges them.
+        keys.sort();
+        keys.dedup();
+        level += 1;
+    }
+}
+
+/// Writes `keys` (sorted) as run `run` of `level` in key range `slice`: its row in
+/// `level_runs` and its blocks, in key order.
+fn write_level_run(
+    tx: &Connection,
+    slice: i64,
+    level: i64,
+    run: i64,
+    keys: &[(i64, i64)],
+) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    tx.prepare_cached("INSERT INTO level_runs (slice, level, run) VALUES (?1, ?2, ?3)")?
+        .execute([slice, level, run])?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO level_run_blocks (slice, level, run, first_key, first_idx, keys) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for block in keys.chunks(LEVEL_BLOCK_PAIRS) {
+        let (first_key, first_idx) = block[0];
+        insert.execute(params![
+            slice,
+            level,
+            run,
+            first_key,
+            first_idx,
+            encode_key_run(block)
+        ])?;
+    }
+    Ok(())
 }
 
 /// How many (key, index) rows one `INSERT` of a move writes. A statement per row paid the
@@ -562,9 +652,12 @@ fn insert_rows<const N: usize>(
 #[cfg(test)]
 mod tests {
     use super::{
-        insert_into_index, insert_rows, CachedTransaction, PENDING_SLICE_BITS, RECENT_SLICE_BITS,
+        add_level_run, insert_into_index, insert_rows, CachedTransaction, LEVEL_BLOCK_PAIRS,
+        LEVEL_FANOUT, PENDING_SLICE_BITS, RECENT_SLICE_BITS,
     };
-    use crate::storage::sqlite::{decode_key_run, encode_key_run, key_slice, recent_slice};
+    use crate::storage::sqlite::{
+        decode_key_run, encode_key_run, key_slice, level_run_matches, recent_slice, SCHEMA,
+    };
     use crate::storage::StoreError;
 
     /// A pending run's blob gives back the pairs it was made of, negative keys included, and
@@ -679,6 +772,120 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM entry_keys", [], |r| r.get(0))
             .unwrap();
         assert_eq!(stored, 150);
+    }
+
+    /// The digits of `n` in base `LEVEL_FANOUT`, lowest first, as (level, digit) for the
+    /// digits that are not zero: how many runs each level of a range holds after `n` moves.
+    fn runs_after_moves(mut n: i64) -> Vec<(i64, i64)> {
+        let mut runs = Vec::new();
+        let mut level = 1;
+        while n > 0 {
+            let digit = n % LEVEL_FANOUT as i64;
+            if digit > 0 {
+                runs.push((level, digit));
+            }
+            n /= LEVEL_FANOUT as i64;
+            level += 1;
+        }
+        runs
+    }
+
+    /// Moved recent runs become level runs of their key range: one level keeps fewer than
+    /// `LEVEL_FANOUT` runs, the fanout-th merges them one level up, so that after n moves the
+    /// levels hold n's digits in base `LEVEL_FANOUT` (21 moves at a fanout of 2: one run on
+    /// levels 1, 3 and 5). Every key stays stored exactly once, each run's blocks are in key
+    /// order and full but the last, and a lookup finds every index of a key, also one whose
+    /// pairs fill several blocks, and only in its range.
+    #[test]
+    fn level_runs_merge_upwards_and_keep_every_key_findable() {
+        assert_eq!(runs_after_moves(21), [(1, 1), (3, 1), (5, 1)][..]);
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for statement in SCHEMA {
+            conn.execute_batch(statement).unwrap();
+        }
+        let (low, _) = slice_bounds(5, RECENT_SLICE_BITS);
+        // 21 moves of 100 keys each into range 5; key `low + 7` is in every move, with a
+        // different index each time, and in the first move 300 times, so its pairs span blocks.
+        let mut all: Vec<(i64, i64)> = Vec::new();
+        for moved in 0..21i64 {
+            let mut keys: Vec<(i64, i64)> = (0..100)
+                .map(|n| (low + 100 + n * 1000 + moved, moved * 1000 + n))
+                .collect();
+            keys.push((low + 7, 100_000 + moved));
+            if moved == 0 {
+                keys.extend((0..300).map(|n| (low + 7, 200_000 + n)));
+            }
+            keys.sort();
+            keys.dedup();
+            all.extend(&keys);
+            add_level_run(&conn, 5, keys).unwrap();
+            let per_level: Vec<(i64, i64)> = conn
+                .prepare("SELECT level, COUNT(*) FROM level_runs GROUP BY level ORDER BY level")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(per_level, runs_after_moves(moved + 1), "after move {moved}");
+        }
+        let runs: Vec<(i64, i64)> = conn
+            .prepare("SELECT level, run FROM level_runs")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut stored: Vec<(i64, i64)> = Vec::new();
+        for (level, run) in runs {
+            let blocks: Vec<(i64, i64, Vec<u8>)> = conn
+                .prepare(
+                    "SELECT first_key, first_idx, keys FROM level_run_blocks \
+                     WHERE slice = 5 AND level = ?1 AND run = ?2 ORDER BY first_key, first_idx",
+                )
+                .unwrap()
+                .query_map([level, run], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let mut pairs: Vec<(i64, i64)> = Vec::new();
+            for (i, (first_key, first_idx, blob)) in blocks.iter().enumerate() {
+                let block: Vec<(i64, i64)> = decode_key_run(blob).unwrap().collect();
+                assert_eq!(
+                    block[0],
+                    (*first_key, *first_idx),
+                    "a block is keyed by its first pair"
+                );
+                let last = i + 1 == blocks.len();
+                assert!(
+                    block.len() == LEVEL_BLOCK_PAIRS || (last && block.len() <= LEVEL_BLOCK_PAIRS),
+                    "level {level}: block {i} holds {}",
+                    block.len()
+                );
+                pairs.extend(block);
+            }
+            assert!(
+                pairs.windows(2).all(|w| w[0] < w[1]),
+                "level {level}: the run is sorted without repeats"
+            );
+            stored.extend(pairs);
+        }
+        stored.sort();
+        all.sort();
+        assert_eq!(stored, all, "every moved key is stored once");
+        let mut found: Vec<i64> = level_run_matches(&conn, low + 7).unwrap().collect();
+        found.sort();
+        let mut expected: Vec<i64> = (0..21).map(|m| 100_000 + m).collect();
+        expected.extend((0..300).map(|n| 200_000 + n));
+        assert_eq!(found, expected, "all 321 indexes of the repeated key");
+        for &(key, idx) in all.iter().step_by(37) {
+            assert!(
+                level_run_matches(&conn, key).unwrap().any(|i| i == idx),
+                "key {key} finds index {idx}"
+            );
+        }
+        assert_eq!(level_run_matches(&conn, low + 1).unwrap().count(), 0);
+        let (other, _) = slice_bounds(6, RECENT_SLICE_BITS);
+        assert_eq!(level_run_matches(&conn, other + 7).unwrap().count(), 0);
     }
 
     /// The smallest and largest key whose top `bits` bits (1..64) are `slice`.

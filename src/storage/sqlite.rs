@@ -268,8 +268,10 @@ impl SqliteStore {
         let digest = digest.to_string();
         self.pool
             .run(move |conn| {
-                let unindexed = unindexed_candidates(conn, key)?;
-                query_entries(conn, column.lookup_sql(), params![key, unindexed, digest])
+                in_one_snapshot(conn, |conn| {
+                    let unindexed = unindexed_candidates(conn, key)?;
+                    query_entries(conn, column.lookup_sql(), params![key, unindexed, digest])
+                })
             })
             .await
     }
@@ -285,6 +287,24 @@ impl SqliteStore {
             .run(move |conn| query_entries(conn, sql, params![value]))
             .await
     }
+}
+
+/// Runs the reads of `read` in one read transaction, so that they all see the log as one
+/// commit left it.
+///
+/// A key lookup reads several tables one statement after another, and outside a transaction
+/// each statement sees the newest commit. Reading the tiers in the order keys move through
+/// them (pending, recent, level runs) cannot miss a key that moves on in between, but the
+/// level runs are read as a list and then run by run: an append that merged two of the
+/// listed runs between those reads would hide the keys of both.
+fn in_one_snapshot<T>(
+    conn: &mut rusqlite::Connection,
+    read: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+    let result = read(&tx)?;
+    tx.commit()?;
+    Ok(result)
 }
 
 /// The entries `sql` (selecting `idx, leaf, integrated_time, kind, publisher`) returns.
@@ -990,16 +1010,18 @@ impl Store for SqliteStore {
         let hash = *hash;
         self.pool
             .run(move |conn| {
-                let unindexed = unindexed_candidates(conn, key)?;
-                let idx: Option<i64> = conn
-                    .prepare_cached(concat!(
-                        "SELECT idx FROM entries WHERE idx IN (",
-                        candidates!(),
-                        ") AND leaf_hash = ? ORDER BY idx LIMIT 1"
-                    ))?
-                    .query_row(params![key, unindexed, &hash[..]], |r| r.get(0))
-                    .optional()?;
-                Ok(idx.map(|i| i as u64))
+                in_one_snapshot(conn, |conn| {
+                    let unindexed = unindexed_candidates(conn, key)?;
+                    let idx: Option<i64> = conn
+                        .prepare_cached(concat!(
+                            "SELECT idx FROM entries WHERE idx IN (",
+                            candidates!(),
+                            ") AND leaf_hash = ? ORDER BY idx LIMIT 1"
+                        ))?
+                        .query_row(params![key, unindexed, &hash[..]], |r| r.get(0))
+                        .optional()?;
+                    Ok(idx.map(|i| i as u64))
+                })
             })
             .await
     }

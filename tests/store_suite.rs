@@ -901,8 +901,9 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
     let store = <SqliteStore as Backend>::open(&url).await;
     let conn = raw_sqlite(&url);
     // Batches of 256 entries (the sequencer's largest), 1,024 keys: enough of them for keys
-    // to reach `recent_key_runs` (past 8,192 pending) and then `entry_keys` (past 65,536
-    // recent).
+    // to reach `recent_key_runs` (past 8,192 pending) and then the level runs (past 65,536
+    // recent). About 24 ranges take one move each, so no level runs merge here; the merges
+    // are tested in `sqlite_append`'s unit tests and exercised by the log bench's case 1e.
     const BATCH: usize = 256;
     let (mut seen_recent, mut seen_indexed) = (false, false);
     for batch in 0..96 {

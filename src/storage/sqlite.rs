@@ -51,14 +51,18 @@ pub(super) const SCHEMA: &[&str] = &[
     // a few sorted runs on each `level`, never changed once written. A moved recent run
     // becomes a run of level 1; when a range would have `LEVEL_FANOUT` runs on one level,
     // they are merged into one run of the next instead (see `sqlite_append`). A key is written
-    // once per level, so a move costs about the same at any size of the log, where a move into
-    // the `entry_keys` B-tree rewrote about as many pages as the B-tree had in the move's key
-    // range, a number that grew with the log. `level_runs` lists the runs, so that a lookup
-    // visits only its range's few; `level_run_blocks` holds each run's pairs in key order,
-    // cut into blocks of `LEVEL_BLOCK_PAIRS` (each a blob as in `encode_key_run`, small
-    // enough to sit in its B-tree page), keyed by each block's first pair, so that a lookup
-    // reads the one or two blocks that can hold its key. Logs written before keep the keys
-    // they moved into `entry_keys`, which lookups still read.
+    // once per level, so the bytes written per key grow only with the number of levels (the
+    // base-2 logarithm of a range's moves), where a move into the `entry_keys` B-tree
+    // rewrote about as many pages as the B-tree had in the move's key range, a number that
+    // grew with the log itself. A merge of a range's largest runs, once every so many moves,
+    // rewrites the whole range in one append (about 1.6 MB at 1.6 million entries), and that
+    // grows with the log. `level_runs` lists the runs, so that a lookup visits only its
+    // range's few; `level_run_blocks` holds each run's pairs in key order, cut into blocks of
+    // `LEVEL_BLOCK_PAIRS` (each a blob as in `encode_key_run`, small enough to sit in its
+    // B-tree page), keyed by each block's first pair, so that a lookup reads in each run only
+    // the blocks that can hold its key (one or two, unless the key has more pairs than a
+    // block). Logs written before keep the keys they moved into `entry_keys`, which lookups
+    // still read.
     "CREATE TABLE IF NOT EXISTS level_runs (slice INTEGER NOT NULL, level INTEGER NOT NULL, run INTEGER NOT NULL, PRIMARY KEY (slice, level, run)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS level_run_blocks (slice INTEGER NOT NULL, level INTEGER NOT NULL, run INTEGER NOT NULL, first_key INTEGER NOT NULL, first_idx INTEGER NOT NULL, keys BLOB NOT NULL, PRIMARY KEY (slice, level, run, first_key, first_idx)) WITHOUT ROWID",
     "CREATE UNIQUE INDEX IF NOT EXISTS entries_idempotency ON entries(publisher, idempotency_key) WHERE idempotency_key IS NOT NULL",
@@ -293,10 +297,10 @@ impl SqliteStore {
 /// commit left it.
 ///
 /// A key lookup reads several tables one statement after another, and outside a transaction
-/// each statement sees the newest commit. Reading the tiers in the order keys move through
-/// them (pending, recent, level runs) cannot miss a key that moves on in between, but the
-/// level runs are read as a list and then run by run: an append that merged two of the
-/// listed runs between those reads would hide the keys of both.
+/// each statement sees the newest commit: an append between two of them could move a key from
+/// a table not yet read into one already read (unsorted pending runs are cut into the ranged
+/// ones, read before them), or merge two level runs between the reading of the run list and
+/// the reading of the runs, and the lookup would miss those keys.
 fn in_one_snapshot<T>(
     conn: &mut rusqlite::Connection,
     read: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
@@ -412,7 +416,8 @@ pub(super) const UNSORTED_SLICE: i64 = 1 << PENDING_SLICE_BITS;
 /// bits: 64); a pending range covers exactly four of them. Finer ranges make each move, and
 /// each merge of level runs, smaller, so that one append is held less long: cut in sixteen, a
 /// move (then into `entry_keys`) took 7,000–10,000 keys and held its batch for about 9 ms,
-/// several times a second at half load, which set the p99 there.
+/// several times a second at half load, which set the p99 there. A range's largest merge
+/// still grows with the log (see `level_runs`), but comes once in many moves.
 pub(super) const RECENT_SLICE_BITS: u32 = 6;
 
 /// The top `bits` bits (1..64) of a key as it is stored, read unsigned: the number of its range

@@ -793,9 +793,12 @@ mod tests {
     /// Moved recent runs become level runs of their key range: one level keeps fewer than
     /// `LEVEL_FANOUT` runs, the fanout-th merges them one level up, so that after n moves the
     /// levels hold n's digits in base `LEVEL_FANOUT` (21 moves at a fanout of 2: one run on
-    /// levels 1, 3 and 5). Every key stays stored exactly once, each run's blocks are in key
-    /// order and full but the last, and a lookup finds every index of a key, also one whose
-    /// pairs fill several blocks, and only in its range.
+    /// levels 1, 3 and 5). Two ranges take moves in turn, one of positive keys and one of
+    /// negative keys, and neither's merges touch the other's runs. Every key stays stored
+    /// exactly once, each run's blocks are in key order and full but the last, and a lookup
+    /// finds every index of a key, also of one whose pairs fill several blocks, from a run's
+    /// first block or from the middle of a block that starts with a smaller key, and only in
+    /// its own range.
     #[test]
     fn level_runs_merge_upwards_and_keep_every_key_findable() {
         assert_eq!(runs_after_moves(21), [(1, 1), (3, 1), (5, 1)][..]);
@@ -803,89 +806,124 @@ mod tests {
         for statement in SCHEMA {
             conn.execute_batch(statement).unwrap();
         }
-        let (low, _) = slice_bounds(5, RECENT_SLICE_BITS);
-        // 21 moves of 100 keys each into range 5; key `low + 7` is in every move, with a
-        // different index each time, and in the first move 300 times, so its pairs span blocks.
-        let mut all: Vec<(i64, i64)> = Vec::new();
-        for moved in 0..21i64 {
-            let mut keys: Vec<(i64, i64)> = (0..100)
-                .map(|n| (low + 100 + n * 1000 + moved, moved * 1000 + n))
-                .collect();
-            keys.push((low + 7, 100_000 + moved));
-            if moved == 0 {
-                keys.extend((0..300).map(|n| (low + 7, 200_000 + n)));
-            }
-            keys.sort();
-            keys.dedup();
-            all.extend(&keys);
-            add_level_run(&conn, 5, keys).unwrap();
-            let per_level: Vec<(i64, i64)> = conn
-                .prepare("SELECT level, COUNT(*) FROM level_runs GROUP BY level ORDER BY level")
-                .unwrap()
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-            assert_eq!(per_level, runs_after_moves(moved + 1), "after move {moved}");
-        }
-        let runs: Vec<(i64, i64)> = conn
-            .prepare("SELECT level, run FROM level_runs")
+        let runs_per_level = |slice: i64| -> Vec<(i64, i64)> {
+            conn.prepare(
+                "SELECT level, COUNT(*) FROM level_runs WHERE slice = ?1 \
+                 GROUP BY level ORDER BY level",
+            )
             .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map([slice], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
             .collect::<Result<_, _>>()
-            .unwrap();
-        let mut stored: Vec<(i64, i64)> = Vec::new();
-        for (level, run) in runs {
-            let blocks: Vec<(i64, i64, Vec<u8>)> = conn
-                .prepare(
-                    "SELECT first_key, first_idx, keys FROM level_run_blocks \
-                     WHERE slice = 5 AND level = ?1 AND run = ?2 ORDER BY first_key, first_idx",
-                )
+            .unwrap()
+        };
+        // Range 5 holds positive keys, range 40 negative ones (its top bit is set).
+        let ranges = [(5i64, 21i64), (40, 6)];
+        let low = |slice: i64| slice_bounds(slice, RECENT_SLICE_BITS).0;
+        assert!(low(5) > 0 && low(40) < 0);
+        // Per move, 100 keys spread over the range; key `low + 7` (below all of them) and key
+        // `low + 50_500` (among them) in every move with an index of their own, and 300 times
+        // more each in the first move, so that their pairs span blocks.
+        let repeated = |slice: i64| [low(slice) + 7, low(slice) + 50_500];
+        let mut all: Vec<Vec<(i64, i64)>> = vec![Vec::new(); ranges.len()];
+        for moved in 0..21i64 {
+            for (r, &(slice, moves)) in ranges.iter().enumerate() {
+                if moved >= moves {
+                    continue;
+                }
+                let mut keys: Vec<(i64, i64)> = (0..100)
+                    .map(|n| (low(slice) + 100 + n * 1000 + moved, moved * 1000 + n))
+                    .collect();
+                for (k, key) in repeated(slice).into_iter().enumerate() {
+                    let k = k as i64;
+                    keys.push((key, 100_000 * (k + 1) + moved));
+                    if moved == 0 {
+                        keys.extend((0..300).map(|n| (key, 1_000_000 * (k + 1) + n)));
+                    }
+                }
+                keys.sort();
+                keys.dedup();
+                all[r].extend(&keys);
+                add_level_run(&conn, slice, keys).unwrap();
+                assert_eq!(
+                    runs_per_level(slice),
+                    runs_after_moves(moved + 1),
+                    "range {slice} after move {moved}"
+                );
+            }
+        }
+        for (r, &(slice, moves)) in ranges.iter().enumerate() {
+            assert_eq!(runs_per_level(slice), runs_after_moves(moves));
+            let runs: Vec<(i64, i64)> = conn
+                .prepare("SELECT level, run FROM level_runs WHERE slice = ?1")
                 .unwrap()
-                .query_map([level, run], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .query_map([slice], |r| Ok((r.get(0)?, r.get(1)?)))
                 .unwrap()
                 .collect::<Result<_, _>>()
                 .unwrap();
-            let mut pairs: Vec<(i64, i64)> = Vec::new();
-            for (i, (first_key, first_idx, blob)) in blocks.iter().enumerate() {
-                let block: Vec<(i64, i64)> = decode_key_run(blob).unwrap().collect();
-                assert_eq!(
-                    block[0],
-                    (*first_key, *first_idx),
-                    "a block is keyed by its first pair"
-                );
-                let last = i + 1 == blocks.len();
+            let mut stored: Vec<(i64, i64)> = Vec::new();
+            for (level, run) in runs {
+                let blocks: Vec<(i64, i64, Vec<u8>)> = conn
+                    .prepare(
+                        "SELECT first_key, first_idx, keys FROM level_run_blocks \
+                         WHERE slice = ?1 AND level = ?2 AND run = ?3 \
+                         ORDER BY first_key, first_idx",
+                    )
+                    .unwrap()
+                    .query_map([slice, level, run], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                let mut pairs: Vec<(i64, i64)> = Vec::new();
+                for (i, (first_key, first_idx, blob)) in blocks.iter().enumerate() {
+                    let block: Vec<(i64, i64)> = decode_key_run(blob).unwrap().collect();
+                    assert_eq!(
+                        block[0],
+                        (*first_key, *first_idx),
+                        "keyed by its first pair"
+                    );
+                    let last = i + 1 == blocks.len();
+                    assert!(
+                        block.len() == LEVEL_BLOCK_PAIRS
+                            || (last && block.len() <= LEVEL_BLOCK_PAIRS),
+                        "range {slice}, level {level}: block {i} holds {}",
+                        block.len()
+                    );
+                    pairs.extend(block);
+                }
                 assert!(
-                    block.len() == LEVEL_BLOCK_PAIRS || (last && block.len() <= LEVEL_BLOCK_PAIRS),
-                    "level {level}: block {i} holds {}",
-                    block.len()
+                    pairs.windows(2).all(|w| w[0] < w[1]),
+                    "range {slice}, level {level}: the run is sorted without repeats"
                 );
-                pairs.extend(block);
+                stored.extend(pairs);
             }
-            assert!(
-                pairs.windows(2).all(|w| w[0] < w[1]),
-                "level {level}: the run is sorted without repeats"
+            stored.sort();
+            all[r].sort();
+            assert_eq!(
+                stored, all[r],
+                "range {slice}: every moved key is stored once"
             );
-            stored.extend(pairs);
+            for (k, key) in repeated(slice).into_iter().enumerate() {
+                let k = k as i64;
+                let mut found: Vec<i64> = level_run_matches(&conn, key).unwrap().collect();
+                found.sort();
+                let mut expected: Vec<i64> = (0..moves).map(|m| 100_000 * (k + 1) + m).collect();
+                expected.extend((0..300).map(|n| 1_000_000 * (k + 1) + n));
+                assert_eq!(found, expected, "range {slice}: every index of key {key}");
+            }
+            for &(key, idx) in all[r].iter().step_by(37) {
+                assert!(
+                    level_run_matches(&conn, key).unwrap().any(|i| i == idx),
+                    "key {key} finds index {idx}"
+                );
+            }
+            assert_eq!(level_run_matches(&conn, low(slice) + 1).unwrap().count(), 0);
         }
-        stored.sort();
-        all.sort();
-        assert_eq!(stored, all, "every moved key is stored once");
-        let mut found: Vec<i64> = level_run_matches(&conn, low + 7).unwrap().collect();
-        found.sort();
-        let mut expected: Vec<i64> = (0..21).map(|m| 100_000 + m).collect();
-        expected.extend((0..300).map(|n| 200_000 + n));
-        assert_eq!(found, expected, "all 321 indexes of the repeated key");
-        for &(key, idx) in all.iter().step_by(37) {
-            assert!(
-                level_run_matches(&conn, key).unwrap().any(|i| i == idx),
-                "key {key} finds index {idx}"
-            );
-        }
-        assert_eq!(level_run_matches(&conn, low + 1).unwrap().count(), 0);
-        let (other, _) = slice_bounds(6, RECENT_SLICE_BITS);
-        assert_eq!(level_run_matches(&conn, other + 7).unwrap().count(), 0);
+        // A range that took no moves finds nothing, even at a key stored in another range's
+        // runs under the same low bits.
+        assert_eq!(level_run_matches(&conn, low(6) + 7).unwrap().count(), 0);
     }
 
     /// The smallest and largest key whose top `bits` bits (1..64) are `slice`.

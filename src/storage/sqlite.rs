@@ -56,14 +56,15 @@ pub(super) const SCHEMA: &[&str] = &[
     // rewrote about as many pages as the B-tree had in the move's key range, a number that
     // grew with the log itself. A merge of a range's largest runs, once every so many moves,
     // rewrites the whole range in one append (about 1.6 MB at 1.6 million entries), and that
-    // grows with the log. `level_runs` lists the runs, so that a lookup visits only its
-    // range's few; `level_run_blocks` holds each run's pairs in key order, cut into blocks of
+    // grows with the log; empty placeholder runs (`keys` 0) laid down at a range's first move
+    // make the 64 ranges take those merges in turn rather than together. `level_runs` lists
+    // the runs and how many pairs each holds, so that a lookup visits only its range's few; `level_run_blocks` holds each run's pairs in key order, cut into blocks of
     // `LEVEL_BLOCK_PAIRS` (each a blob as in `encode_key_run`, small enough to sit in its
     // B-tree page), keyed by each block's first pair, so that a lookup reads in each run only
     // the blocks that can hold its key (one or two, unless the key has more pairs than a
     // block). Logs written before keep the keys they moved into `entry_keys`, which lookups
     // still read.
-    "CREATE TABLE IF NOT EXISTS level_runs (slice INTEGER NOT NULL, level INTEGER NOT NULL, run INTEGER NOT NULL, PRIMARY KEY (slice, level, run)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS level_runs (slice INTEGER NOT NULL, level INTEGER NOT NULL, run INTEGER NOT NULL, keys INTEGER NOT NULL, PRIMARY KEY (slice, level, run)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS level_run_blocks (slice INTEGER NOT NULL, level INTEGER NOT NULL, run INTEGER NOT NULL, first_key INTEGER NOT NULL, first_idx INTEGER NOT NULL, keys BLOB NOT NULL, PRIMARY KEY (slice, level, run, first_key, first_idx)) WITHOUT ROWID",
     "CREATE UNIQUE INDEX IF NOT EXISTS entries_idempotency ON entries(publisher, idempotency_key) WHERE idempotency_key IS NOT NULL",
     // The hashes of the perfect subtrees above the leaves, before the seventh session (and
@@ -519,7 +520,7 @@ pub(super) fn level_run_matches(
 ) -> Result<impl Iterator<Item = i64>, StoreError> {
     let slice = recent_slice(key);
     let runs: Vec<(i64, i64)> = conn
-        .prepare_cached("SELECT level, run FROM level_runs WHERE slice = ?1")?
+        .prepare_cached("SELECT level, run FROM level_runs WHERE slice = ?1 AND keys > 0")?
         .query_map([slice], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
     let mut blocks = conn.prepare_cached(

@@ -521,12 +521,38 @@ pub(super) const LEVEL_BLOCK_PAIRS: usize = 120;
 /// Adds `keys` (sorted, without repeats, all of recent key range `slice`) to that range's
 /// level runs as a run of level 1. Where the level already holds [`LEVEL_FANOUT`] − 1 runs,
 /// they are taken out and merged with the new one, which goes one level up instead, and so on
-/// upwards: each range keeps fewer than [`LEVEL_FANOUT`] runs per level.
+/// upwards: each range keeps fewer than [`LEVEL_FANOUT`] runs per level. Returns the level
+/// the keys were written on.
+///
+/// A range's first move also lays down empty placeholder runs: as many, level by level, as
+/// the digits of the range's number in base [`LEVEL_FANOUT`]. Every range receives keys at the
+/// same rate and the moves rotate over the ranges, so without them all 64 ranges would reach
+/// the same number of moves together, and at every power of two all 64 would merge their whole
+/// index within the same 64 moves. Started at different counts, the ranges take their large
+/// merges in turn: into a level above the sixth, at most one range per round of moves. A
+/// placeholder holds no keys, so merging it costs nothing and lookups skip it; each key is
+/// still written at most once per level.
 pub(super) fn add_level_run(
     tx: &Connection,
     slice: i64,
     mut keys: Vec<(i64, i64)>,
-) -> Result<(), StoreError> {
+) -> Result<i64, StoreError> {
+    let first_move: bool = tx
+        .prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM level_runs WHERE slice = ?1)")?
+        .query_row([slice], |r| r.get(0))?;
+    if first_move {
+        let mut placeholder = tx.prepare_cached(
+            "INSERT INTO level_runs (slice, level, run, keys) VALUES (?1, ?2, ?3, 0)",
+        )?;
+        let (mut rest, mut level) = (slice, 1i64);
+        while rest > 0 {
+            for run in 0..rest % LEVEL_FANOUT as i64 {
+                placeholder.execute([slice, level, run])?;
+            }
+            rest /= LEVEL_FANOUT as i64;
+            level += 1;
+        }
+    }
     let mut level: i64 = 1;
     loop {
         let runs: Vec<i64> = tx
@@ -535,7 +561,8 @@ pub(super) fn add_level_run(
             .collect::<Result<_, _>>()?;
         if runs.len() + 1 < LEVEL_FANOUT {
             let run = runs.iter().max().map_or(0, |r| r + 1);
-            return write_level_run(tx, slice, level, run, &keys);
+            write_level_run(tx, slice, level, run, &keys)?;
+            return Ok(level);
         }
         {
             let mut blocks = tx.prepare_cached(
@@ -567,8 +594,8 @@ fn write_level_run(
     if keys.is_empty() {
         return Ok(());
     }
-    tx.prepare_cached("INSERT INTO level_runs (slice, level, run) VALUES (?1, ?2, ?3)")?
-        .execute([slice, level, run])?;
+    tx.prepare_cached("INSERT INTO level_runs (slice, level, run, keys) VALUES (?1, ?2, ?3, ?4)")?
+        .execute([slice, level, run, keys.len() as i64])?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO level_run_blocks (slice, level, run, first_key, first_idx, keys) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -845,17 +872,18 @@ mod tests {
                 keys.dedup();
                 all[r].extend(&keys);
                 add_level_run(&conn, slice, keys).unwrap();
+                // Placeholders start range n's count at n.
                 assert_eq!(
                     runs_per_level(slice),
-                    runs_after_moves(moved + 1),
+                    runs_after_moves(moved + 1 + slice),
                     "range {slice} after move {moved}"
                 );
             }
         }
         for (r, &(slice, moves)) in ranges.iter().enumerate() {
-            assert_eq!(runs_per_level(slice), runs_after_moves(moves));
+            assert_eq!(runs_per_level(slice), runs_after_moves(moves + slice));
             let runs: Vec<(i64, i64)> = conn
-                .prepare("SELECT level, run FROM level_runs WHERE slice = ?1")
+                .prepare("SELECT level, run FROM level_runs WHERE slice = ?1 AND keys > 0")
                 .unwrap()
                 .query_map([slice], |r| Ok((r.get(0)?, r.get(1)?)))
                 .unwrap()
@@ -924,6 +952,50 @@ mod tests {
         // A range that took no moves finds nothing, even at a key stored in another range's
         // runs under the same low bits.
         assert_eq!(level_run_matches(&conn, low(6) + 7).unwrap().count(), 0);
+    }
+
+    /// The 64 ranges, moved in rotation as the append thread moves them, take their large
+    /// merges in turn: in each round of moves at most one range writes above the sixth level
+    /// (a merge of at least 64 moves' keys), where without the placeholder runs all 64 would in
+    /// the same round, every 64 rounds. Each range's `level_runs` rows still say how many pairs
+    /// its blocks hold, 0 for the placeholders.
+    #[test]
+    fn ranges_take_their_large_merges_in_turn() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for statement in SCHEMA {
+            conn.execute_batch(statement).unwrap();
+        }
+        let ranges = 1i64 << RECENT_SLICE_BITS;
+        let mut high_writes = 0;
+        for round in 0..130i64 {
+            let mut high_this_round = Vec::new();
+            for slice in 0..ranges {
+                let low = slice_bounds(slice, RECENT_SLICE_BITS).0;
+                let keys = vec![(low + 2 * round, round), (low + 2 * round + 1, round)];
+                let level = add_level_run(&conn, slice, keys).unwrap();
+                if level > 6 {
+                    high_this_round.push(slice);
+                }
+            }
+            assert!(
+                high_this_round.len() <= 1,
+                "round {round}: ranges {high_this_round:?} merged above level 6"
+            );
+            high_writes += high_this_round.len();
+        }
+        assert!(
+            high_writes >= 64,
+            "every range merged above level 6: {high_writes}"
+        );
+        let mismatched: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM level_runs r WHERE keys != (SELECT COALESCE(SUM(length(b.keys)), 0) / 16 \
+                 FROM level_run_blocks b WHERE b.slice = r.slice AND b.level = r.level AND b.run = r.run)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(mismatched, 0, "every run's count matches its blocks");
     }
 
     /// The smallest and largest key whose top `bits` bits (1..64) are `slice`.

@@ -506,7 +506,11 @@ fn unindexed_candidates(conn: &rusqlite::Connection, key: i64) -> Result<String,
             );
         }
     }
-    found.extend(level_run_matches(conn, key)?.map(|idx| idx.to_string()));
+    found.extend(
+        level_run_matches(conn, key)?
+            .iter()
+            .map(|idx| idx.to_string()),
+    );
     Ok(format!("[{}]", found.join(",")))
 }
 
@@ -517,7 +521,7 @@ fn unindexed_candidates(conn: &rusqlite::Connection, key: i64) -> Result<String,
 pub(super) fn level_run_matches(
     conn: &rusqlite::Connection,
     key: i64,
-) -> Result<impl Iterator<Item = i64>, StoreError> {
+) -> Result<Vec<i64>, StoreError> {
     let slice = recent_slice(key);
     let runs: Vec<(i64, i64)> = conn
         .prepare_cached("SELECT level, run FROM level_runs WHERE slice = ?1 AND keys > 0")?
@@ -543,7 +547,7 @@ pub(super) fn level_run_matches(
             }
         }
     }
-    Ok(found.into_iter())
+    Ok(found)
 }
 
 /// The `entry_keys` rows of entry `idx`, from its digests (hex, as stored) and leaf hash.

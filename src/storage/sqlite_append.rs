@@ -505,10 +505,11 @@ fn move_recent_slice(tx: &Connection, slice: i64) -> Result<i64, StoreError> {
 
 /// How many runs one level of a key range may hold before they are merged into one run of the
 /// next level: the most a range's level has is one fewer. A key is written once per level,
-/// and a lookup visits every run of its range. At 2, a range that has taken n moves holds one
-/// run per binary digit of n that is 1: a range of 100,000 keys (a log of about 1.6 million
-/// entries, about a hundred moves) at most seven runs on seven levels, and each key was written
-/// at most seven times. At 4 a key was written about half as often, but a lookup visited about
+/// and a lookup visits every run of its range. At 2, a range whose count of moves is n (the
+/// count starts at the range's number: see [`add_level_run`]) holds one run per binary digit
+/// of n that is 1: a range of 100,000 keys (a log of about 1.6 million entries, about a
+/// hundred moves) at most eight runs on eight levels, and each key was written at most eight
+/// times. At 4 a key was written about half as often, but a lookup visited about
 /// three times as many runs; appends cost no less CPU and lookups about 40 % more time in a
 /// log of a million entries (`docs/BENCHMARKS.md`, fifteenth session).
 pub(super) const LEVEL_FANOUT: usize = 2;
@@ -519,10 +520,10 @@ pub(super) const LEVEL_FANOUT: usize = 2;
 pub(super) const LEVEL_BLOCK_PAIRS: usize = 120;
 
 /// Adds `keys` (sorted, without repeats, all of recent key range `slice`) to that range's
-/// level runs as a run of level 1. Where the level already holds [`LEVEL_FANOUT`] − 1 runs,
+/// level runs as a run of level 1; returns the level they were written on (0 for no keys,
+/// which change nothing). Where the level already holds [`LEVEL_FANOUT`] − 1 runs,
 /// they are taken out and merged with the new one, which goes one level up instead, and so on
-/// upwards: each range keeps fewer than [`LEVEL_FANOUT`] runs per level. Returns the level
-/// the keys were written on.
+/// upwards: each range keeps fewer than [`LEVEL_FANOUT`] runs per level.
 ///
 /// A range's first move also lays down empty placeholder runs: as many, level by level, as
 /// the digits of the range's number in base [`LEVEL_FANOUT`]. Every range receives keys at the
@@ -537,6 +538,9 @@ pub(super) fn add_level_run(
     slice: i64,
     mut keys: Vec<(i64, i64)>,
 ) -> Result<i64, StoreError> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
     let first_move: bool = tx
         .prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM level_runs WHERE slice = ?1)")?
         .query_row([slice], |r| r.get(0))?;
@@ -544,13 +548,10 @@ pub(super) fn add_level_run(
         let mut placeholder = tx.prepare_cached(
             "INSERT INTO level_runs (slice, level, run, keys) VALUES (?1, ?2, ?3, 0)",
         )?;
-        let (mut rest, mut level) = (slice, 1i64);
-        while rest > 0 {
-            for run in 0..rest % LEVEL_FANOUT as i64 {
+        for (level, runs) in digits_by_level(slice) {
+            for run in 0..runs {
                 placeholder.execute([slice, level, run])?;
             }
-            rest /= LEVEL_FANOUT as i64;
-            level += 1;
         }
     }
     let mut level: i64 = 1;
@@ -582,7 +583,23 @@ pub(super) fn add_level_run(
     }
 }
 
-/// Writes `keys` (sorted) as run `run` of `level` in key range `slice`: its row in
+/// The digits of `n` in base [`LEVEL_FANOUT`], lowest first, as (level, digit) for the digits
+/// that are not zero: the runs each level of a range holds once its count of moves is `n`.
+pub(super) fn digits_by_level(mut n: i64) -> Vec<(i64, i64)> {
+    let mut digits = Vec::new();
+    let mut level = 1;
+    while n > 0 {
+        let digit = n % LEVEL_FANOUT as i64;
+        if digit > 0 {
+            digits.push((level, digit));
+        }
+        n /= LEVEL_FANOUT as i64;
+        level += 1;
+    }
+    digits
+}
+
+/// Writes `keys` (sorted, not empty) as run `run` of `level` in key range `slice`: its row in
 /// `level_runs` and its blocks, in key order.
 fn write_level_run(
     tx: &Connection,
@@ -591,9 +608,6 @@ fn write_level_run(
     run: i64,
     keys: &[(i64, i64)],
 ) -> Result<(), StoreError> {
-    if keys.is_empty() {
-        return Ok(());
-    }
     tx.prepare_cached("INSERT INTO level_runs (slice, level, run, keys) VALUES (?1, ?2, ?3, ?4)")?
         .execute([slice, level, run, keys.len() as i64])?;
     let mut insert = tx.prepare_cached(
@@ -679,8 +693,8 @@ fn insert_rows<const N: usize>(
 #[cfg(test)]
 mod tests {
     use super::{
-        add_level_run, insert_into_index, insert_rows, CachedTransaction, LEVEL_BLOCK_PAIRS,
-        LEVEL_FANOUT, PENDING_SLICE_BITS, RECENT_SLICE_BITS,
+        add_level_run, digits_by_level, insert_into_index, insert_rows, CachedTransaction,
+        LEVEL_BLOCK_PAIRS, PENDING_SLICE_BITS, RECENT_SLICE_BITS,
     };
     use crate::storage::sqlite::{
         decode_key_run, encode_key_run, key_slice, level_run_matches, recent_slice, SCHEMA,
@@ -801,26 +815,11 @@ mod tests {
         assert_eq!(stored, 150);
     }
 
-    /// The digits of `n` in base `LEVEL_FANOUT`, lowest first, as (level, digit) for the
-    /// digits that are not zero: how many runs each level of a range holds after `n` moves.
-    fn runs_after_moves(mut n: i64) -> Vec<(i64, i64)> {
-        let mut runs = Vec::new();
-        let mut level = 1;
-        while n > 0 {
-            let digit = n % LEVEL_FANOUT as i64;
-            if digit > 0 {
-                runs.push((level, digit));
-            }
-            n /= LEVEL_FANOUT as i64;
-            level += 1;
-        }
-        runs
-    }
-
     /// Moved recent runs become level runs of their key range: one level keeps fewer than
     /// `LEVEL_FANOUT` runs, the fanout-th merges them one level up, so that after n moves the
-    /// levels hold n's digits in base `LEVEL_FANOUT` (21 moves at a fanout of 2: one run on
-    /// levels 1, 3 and 5). Two ranges take moves in turn, one of positive keys and one of
+    /// levels of range r hold the digits of n + r in base `LEVEL_FANOUT` (the placeholders
+    /// start its count at r; 21 at a fanout of 2: one run on levels 1, 3 and 5). No keys
+    /// change nothing. Two ranges take moves in turn, one of positive keys and one of
     /// negative keys, and neither's merges touch the other's runs. Every key stays stored
     /// exactly once, each run's blocks are in key order and full but the last, and a lookup
     /// finds every index of a key, also of one whose pairs fill several blocks, from a run's
@@ -828,7 +827,7 @@ mod tests {
     /// its own range.
     #[test]
     fn level_runs_merge_upwards_and_keep_every_key_findable() {
-        assert_eq!(runs_after_moves(21), [(1, 1), (3, 1), (5, 1)][..]);
+        assert_eq!(digits_by_level(21), [(1, 1), (3, 1), (5, 1)][..]);
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         for statement in SCHEMA {
             conn.execute_batch(statement).unwrap();
@@ -844,6 +843,8 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap()
         };
+        assert_eq!(add_level_run(&conn, 5, Vec::new()).unwrap(), 0);
+        assert!(runs_per_level(5).is_empty(), "no keys, no placeholders");
         // Range 5 holds positive keys, range 40 negative ones (its top bit is set).
         let ranges = [(5i64, 21i64), (40, 6)];
         let low = |slice: i64| slice_bounds(slice, RECENT_SLICE_BITS).0;
@@ -875,13 +876,13 @@ mod tests {
                 // Placeholders start range n's count at n.
                 assert_eq!(
                     runs_per_level(slice),
-                    runs_after_moves(moved + 1 + slice),
+                    digits_by_level(moved + 1 + slice),
                     "range {slice} after move {moved}"
                 );
             }
         }
         for (r, &(slice, moves)) in ranges.iter().enumerate() {
-            assert_eq!(runs_per_level(slice), runs_after_moves(moves + slice));
+            assert_eq!(runs_per_level(slice), digits_by_level(moves + slice));
             let runs: Vec<(i64, i64)> = conn
                 .prepare("SELECT level, run FROM level_runs WHERE slice = ?1 AND keys > 0")
                 .unwrap()
@@ -935,7 +936,7 @@ mod tests {
             );
             for (k, key) in repeated(slice).into_iter().enumerate() {
                 let k = k as i64;
-                let mut found: Vec<i64> = level_run_matches(&conn, key).unwrap().collect();
+                let mut found = level_run_matches(&conn, key).unwrap();
                 found.sort();
                 let mut expected: Vec<i64> = (0..moves).map(|m| 100_000 * (k + 1) + m).collect();
                 expected.extend((0..300).map(|n| 1_000_000 * (k + 1) + n));
@@ -943,15 +944,21 @@ mod tests {
             }
             for &(key, idx) in all[r].iter().step_by(37) {
                 assert!(
-                    level_run_matches(&conn, key).unwrap().any(|i| i == idx),
+                    level_run_matches(&conn, key).unwrap().contains(&idx),
                     "key {key} finds index {idx}"
                 );
             }
-            assert_eq!(level_run_matches(&conn, low(slice) + 1).unwrap().count(), 0);
+            assert_eq!(
+                level_run_matches(&conn, low(slice) + 1).unwrap(),
+                Vec::<i64>::new()
+            );
         }
         // A range that took no moves finds nothing, even at a key stored in another range's
         // runs under the same low bits.
-        assert_eq!(level_run_matches(&conn, low(6) + 7).unwrap().count(), 0);
+        assert_eq!(
+            level_run_matches(&conn, low(6) + 7).unwrap(),
+            Vec::<i64>::new()
+        );
     }
 
     /// The 64 ranges, moved in rotation as the append thread moves them, take their large

@@ -643,6 +643,41 @@ fn temp_sqlite_url() -> (tempfile::TempDir, String) {
 
 // ---- SQLite only -------------------------------------------------------------------------
 
+/// A SQLite file records the layout it was migrated to, and a file marked by a newer byline
+/// is refused before anything reads or writes its log: such a build may keep digest keys
+/// where this one would not look.
+#[tokio::test]
+async fn sqlite_records_its_layout_version_and_refuses_a_newer_one() {
+    use byline::storage::sqlite::LAYOUT_VERSION;
+    let (_dir, url) = sqlite_file_with_entries(3).await;
+    let conn = raw_sqlite(&url);
+    let version = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(version(&conn), LAYOUT_VERSION);
+
+    // A file from before the mark (0) is upgraded and marked on migrate.
+    conn.execute_batch("PRAGMA user_version = 0").unwrap();
+    let store = <SqliteStore as Backend>::open(&url).await;
+    assert_eq!(version(&conn), LAYOUT_VERSION);
+    assert!(store.entry(2).await.unwrap().is_some());
+    drop(store);
+
+    conn.execute_batch(&format!("PRAGMA user_version = {}", LAYOUT_VERSION + 1))
+        .unwrap();
+    let store = <SqliteStore as Backend>::open_raw(&url).await;
+    match store.migrate().await {
+        Err(e @ StoreError::SchemaTooNew { found, supported }) => {
+            assert_eq!((found, supported), (LAYOUT_VERSION + 1, LAYOUT_VERSION));
+            assert!(e.to_string().contains("upgrade byline"), "{e}");
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+    // Refused, not rewritten: the newer mark stays.
+    assert_eq!(version(&conn), LAYOUT_VERSION + 1);
+}
+
 /// A file with entries `0..n` (from `pending`), closed again, for a test to reshape into an
 /// older layout.
 async fn sqlite_file_with_entries(n: usize) -> (tempfile::TempDir, String) {

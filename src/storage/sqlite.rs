@@ -79,6 +79,14 @@ pub(super) const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL)",
 ];
 
+/// The layout of the file this build writes, kept in the file's `PRAGMA user_version` (0 in a
+/// file no build has marked). Where the digest keys are is part of it: a build that knows
+/// fewer key tables than the file holds would answer "not logged" for entries it cannot see,
+/// so a file marked newer than this is refused ([`StoreError::SchemaTooNew`]) rather than read
+/// or written. 1 is the layout with the level runs (`level_runs`, `level_run_blocks`). Builds
+/// from before the mark do not look at it, so they are not stopped by it.
+pub const LAYOUT_VERSION: i64 = 1;
+
 /// How long a connection waits for another one's write lock before it gives up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -803,6 +811,13 @@ impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         self.pool
             .run(|conn| {
+                let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+                if found > LAYOUT_VERSION {
+                    return Err(StoreError::SchemaTooNew {
+                        found,
+                        supported: LAYOUT_VERSION,
+                    });
+                }
                 for stmt in SCHEMA {
                     conn.execute_batch(stmt)?;
                 }
@@ -828,7 +843,12 @@ impl Store for SqliteStore {
                      WHERE supersedes_sha256 IS NOT NULL",
                 )?;
                 upgrade_to_entry_keys(conn)?;
-                upgrade_key_tables(conn)
+                upgrade_key_tables(conn)?;
+                // Recorded last: only a file whose upgrades all finished says so.
+                if found < LAYOUT_VERSION {
+                    conn.execute_batch(&format!("PRAGMA user_version = {LAYOUT_VERSION}"))?;
+                }
+                Ok(())
             })
             .await
     }

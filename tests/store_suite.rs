@@ -651,16 +651,16 @@ async fn sqlite_records_its_layout_version_and_refuses_a_newer_one() {
     use byline::storage::sqlite::LAYOUT_VERSION;
     let (_dir, url) = sqlite_file_with_entries(3).await;
     let conn = raw_sqlite(&url);
-    let version = |conn: &rusqlite::Connection| -> i64 {
+    let version = || -> i64 {
         conn.query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap()
     };
-    assert_eq!(version(&conn), LAYOUT_VERSION);
+    assert_eq!(version(), LAYOUT_VERSION);
 
     // A file from before the mark (0) is upgraded and marked on migrate.
     conn.execute_batch("PRAGMA user_version = 0").unwrap();
     let store = <SqliteStore as Backend>::open(&url).await;
-    assert_eq!(version(&conn), LAYOUT_VERSION);
+    assert_eq!(version(), LAYOUT_VERSION);
     assert!(store.entry(2).await.unwrap().is_some());
     drop(store);
 
@@ -675,7 +675,7 @@ async fn sqlite_records_its_layout_version_and_refuses_a_newer_one() {
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
     // Refused, not rewritten: the newer mark stays.
-    assert_eq!(version(&conn), LAYOUT_VERSION + 1);
+    assert_eq!(version(), LAYOUT_VERSION + 1);
 }
 
 /// A file with entries `0..n` (from `pending`), closed again, for a test to reshape into an
@@ -937,8 +937,9 @@ async fn sqlite_pending_keys_move_into_the_index_without_losing_lookups() {
     let conn = raw_sqlite(&url);
     // Batches of 256 entries (the sequencer's largest), 1,024 keys: enough of them for keys
     // to reach `recent_key_runs` (past 8,192 pending) and then the level runs (past 65,536
-    // recent). About 24 ranges take one move each, so no level runs merge here; the merges
-    // are tested in `sqlite_append`'s unit tests and exercised by the log bench's case 1e.
+    // recent). About twenty ranges take one move each, so no two runs of keys merge here (a
+    // range's first run does merge with its empty placeholder runs); merges of keys are tested
+    // in `sqlite_append`'s unit tests and exercised by the log bench's case 1e.
     const BATCH: usize = 256;
     let (mut seen_recent, mut seen_indexed) = (false, false);
     for batch in 0..96 {

@@ -436,7 +436,7 @@ fn top_bits(key: i64, bits: u32) -> i64 {
 }
 
 /// The bytes of one (key, index) pair in a key run (of `pending_key_runs` or `recent_key_runs`).
-const KEY_PAIR_BYTES: usize = 16;
+pub(super) const KEY_PAIR_BYTES: usize = 16;
 
 /// A key run (a blob of `pending_key_runs` or `recent_key_runs`): each (key, index) pair as
 /// two big-endian 8-byte integers.

@@ -697,7 +697,8 @@ mod tests {
         LEVEL_BLOCK_PAIRS, PENDING_SLICE_BITS, RECENT_SLICE_BITS,
     };
     use crate::storage::sqlite::{
-        decode_key_run, encode_key_run, key_slice, level_run_matches, recent_slice, SCHEMA,
+        decode_key_run, encode_key_run, key_slice, level_run_matches, recent_slice, KEY_PAIR_BYTES,
+        SCHEMA,
     };
     use crate::storage::StoreError;
 
@@ -996,8 +997,12 @@ mod tests {
         );
         let mismatched: i64 = conn
             .query_row(
-                "SELECT COUNT(*) FROM level_runs r WHERE keys != (SELECT COALESCE(SUM(length(b.keys)), 0) / 16 \
-                 FROM level_run_blocks b WHERE b.slice = r.slice AND b.level = r.level AND b.run = r.run)",
+                &format!(
+                    "SELECT COUNT(*) FROM level_runs r WHERE keys != \
+                     (SELECT COALESCE(SUM(length(b.keys)), 0) / {KEY_PAIR_BYTES} \
+                     FROM level_run_blocks b \
+                     WHERE b.slice = r.slice AND b.level = r.level AND b.run = r.run)"
+                ),
                 [],
                 |r| r.get(0),
             )

@@ -63,6 +63,21 @@ const UNSORTED_KEYS_LIMIT: i64 = 1024;
 /// the recent tier costs a merge of blobs instead.
 const RECENT_KEYS_LIMIT: i64 = 8 * PENDING_KEYS_LIMIT;
 
+/// The append connection's page cache, in KiB (SQLite's negative `cache_size`): 2 MiB, where
+/// the file's other connections keep 8 MiB (`CONNECTION_PRAGMAS`).
+///
+/// While the file is under 1 GiB, SQLite's commit walks its whole page cache after any
+/// transaction in which a B-tree split reordered its new pages. The split swaps two pages
+/// through a page number just past 1 GiB (the page holding SQLite's lock byte, never a real
+/// page), which marks the cache as holding pages beyond the end of the file, and the commit
+/// then searches every cached page for them. With 1,024 pages cached the walk took about a
+/// tenth of a millisecond, in more than half the commits under load, and 2.5 % of the
+/// server's CPU at half load (seventeenth session, `docs/BENCHMARKS.md`). A quarter of the
+/// cache makes the walk a quarter as long. The append connection rereads little: its batch's
+/// pages are new ones at the right edge of their tables, and the merges read each level run
+/// once. Past 1 GiB the walk no longer happens.
+const APPEND_CACHE_KIB: i64 = 2048;
+
 /// How often the background thread copies the WAL into the database. Each copy shares the one
 /// core with the calls and the appends, and ends with an `fsync` of the database file on the
 /// device the commits sync to; at 250 ms each copy was two and a half times larger, and the
@@ -92,6 +107,7 @@ impl AppendThread {
     /// already) and starts both threads.
     pub(super) fn start(path: &str) -> Result<AppendThread, StoreError> {
         let conn = open_connection(path)?;
+        conn.pragma_update(None, "cache_size", -APPEND_CACHE_KIB)?;
         let checkpoint_conn = open_connection(path)?;
         let (jobs, queue) = mpsc::channel::<AppendJob>();
         std::thread::Builder::new()

@@ -664,16 +664,27 @@ async fn sqlite_records_its_layout_version_and_refuses_a_newer_one() {
     assert!(store.entry(2).await.unwrap().is_some());
     drop(store);
 
-    conn.execute_batch(&format!("PRAGMA user_version = {}", LAYOUT_VERSION + 1))
-        .unwrap();
-    let store = <SqliteStore as Backend>::open_raw(&url).await;
-    match store.migrate().await {
+    let newer = || {
+        conn.execute_batch(&format!("PRAGMA user_version = {}", LAYOUT_VERSION + 1))
+            .unwrap()
+    };
+    let refused = |result: Result<(), StoreError>| match result {
         Err(e @ StoreError::SchemaTooNew { found, supported }) => {
             assert_eq!((found, supported), (LAYOUT_VERSION + 1, LAYOUT_VERSION));
             assert!(e.to_string().contains("upgrade byline"), "{e}");
         }
         other => panic!("expected SchemaTooNew, got {other:?}"),
-    }
+    };
+
+    // Marked newer while a store had it open: its migrate refuses.
+    let store = <SqliteStore as Backend>::open_raw(&url).await;
+    newer();
+    refused(store.migrate().await);
+    drop(store);
+
+    // A newer file is refused when the store opens, before any thread of the store could
+    // read or write it.
+    refused(SqliteStore::open(&url).await.map(drop));
     // Refused, not rewritten: the newer mark stays.
     assert_eq!(version(), LAYOUT_VERSION + 1);
 }

@@ -87,6 +87,19 @@ pub(super) const SCHEMA: &[&str] = &[
 /// from before the mark do not look at it, so they are not stopped by it.
 pub const LAYOUT_VERSION: i64 = 1;
 
+/// The layout mark of the file behind `conn` (0 before marks were kept), or
+/// [`StoreError::SchemaTooNew`] when a newer build marked it.
+fn layout_version_known(conn: &rusqlite::Connection) -> Result<i64, StoreError> {
+    let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if found > LAYOUT_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            supported: LAYOUT_VERSION,
+        });
+    }
+    Ok(found)
+}
+
 /// How long a connection waits for another one's write lock before it gives up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -163,8 +176,11 @@ impl SqliteStore {
             slots: Arc::new(Semaphore::new(POOL_CONNECTIONS)),
         });
         // The first connection creates the file and switches it to WAL; open it before the
-        // append thread's, so that they do not race for that moment of exclusive access.
-        pool.run(|_| Ok(())).await?;
+        // append thread's, so that they do not race for that moment of exclusive access. A
+        // file of a newer layout is refused before the append and checkpoint threads start,
+        // so that this build neither reads it nor copies its WAL into it.
+        pool.run(|conn| layout_version_known(conn).map(drop))
+            .await?;
         let appender = tokio::task::spawn_blocking(move || AppendThread::start(&path))
             .await
             .map_err(|e| {
@@ -811,13 +827,8 @@ impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         self.pool
             .run(|conn| {
-                let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-                if found > LAYOUT_VERSION {
-                    return Err(StoreError::SchemaTooNew {
-                        found,
-                        supported: LAYOUT_VERSION,
-                    });
-                }
+                // Checked again here: another build may have marked the file since `open`.
+                let found = layout_version_known(conn)?;
                 for stmt in SCHEMA {
                     conn.execute_batch(stmt)?;
                 }

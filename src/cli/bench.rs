@@ -215,13 +215,18 @@ fn raw_rate_beside(server_pid: Option<u32>, duration: Duration) -> Result<(f64, 
     })
 }
 
+/// The value of one field (`Name:`) of process `pid`'s `/proc/PID/status`, trimmed.
+fn status_field(pid: u32, name: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(':')?;
+        Some(value.trim().to_string())
+    })
+}
+
 /// The CPUs process `pid` may run on (its `Cpus_allowed_list`).
 fn allowed_cpus(pid: u32) -> Option<Vec<usize>> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let list = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?;
-    parse_cpu_list(list.trim())
+    parse_cpu_list(&status_field(pid, "Cpus_allowed_list")?)
 }
 
 /// Parses a kernel CPU list such as `0`, `0-3` or `0,2-3`.
@@ -341,10 +346,13 @@ fn thread_split_line(
     format!("server threads  us of CPU per call: {}", parts.join(", "))
 }
 
+/// The resident memory of process `pid` (its `VmRSS`, which the kernel gives in kB).
 fn rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    let kib: f64 = status_field(pid, "VmRSS")?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
     Some(kib / 1024.0)
 }
 
@@ -866,6 +874,21 @@ mod tests {
         assert_eq!(parse_cpu_list(""), None);
         assert_eq!(parse_cpu_list("x"), None);
         assert_eq!(format_cpus(&[0, 2, 3]), "0,2,3");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn status_fields_are_found_by_their_whole_name() {
+        let me = std::process::id();
+        let rss = status_field(me, "VmRSS").expect("this process has a VmRSS");
+        assert!(rss.ends_with(" kB"), "{rss}");
+        // A name is matched whole: `Vm` is not `VmRSS` (nor `VmPeak`, the first `Vm` line).
+        assert_eq!(status_field(me, "Vm"), None);
+        assert_eq!(status_field(me, "NoSuchField"), None);
+        let mib = rss_mib(me).expect("this process's resident memory");
+        assert!(mib > 0.5 && mib < 64.0 * 1024.0, "{mib} MiB");
+        let pid: u32 = status_field(me, "Pid").unwrap().parse().unwrap();
+        assert_eq!(pid, me);
     }
 
     #[cfg(target_os = "linux")]

@@ -689,6 +689,45 @@ async fn sqlite_records_its_layout_version_and_refuses_a_newer_one() {
     assert_eq!(version(), LAYOUT_VERSION + 1);
 }
 
+/// A newer build may leave frames in its WAL. Refusing its file copies none of them into it,
+/// even when the refusing connection is the last one to close (SQLite's own checkpoint on
+/// close). The file is made without a store, so that no store thread's connection closes
+/// after the test's.
+#[tokio::test]
+async fn sqlite_refuses_a_newer_file_without_copying_its_wal_into_it() {
+    use byline::storage::sqlite::LAYOUT_VERSION;
+    use rusqlite::config::DbConfig;
+    let (_dir, url) = temp_sqlite_url();
+    let conn = raw_sqlite(&url);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    conn.execute_batch(&format!(
+        "PRAGMA user_version = {}; CREATE TABLE written_by_a_newer_build (x)",
+        LAYOUT_VERSION + 1
+    ))
+    .unwrap();
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        .unwrap();
+    drop(conn);
+    let path = url.strip_prefix("sqlite://").unwrap();
+    let wal = format!("{path}-wal");
+    let file_before = std::fs::read(path).unwrap();
+    let wal_before = std::fs::read(&wal).expect("the newer build's WAL is left");
+    assert!(!wal_before.is_empty());
+
+    match SqliteStore::open(&url).await {
+        Err(StoreError::SchemaTooNew { found, .. }) => assert_eq!(found, LAYOUT_VERSION + 1),
+        other => panic!("expected SchemaTooNew, got {:?}", other.map(drop)),
+    }
+    assert!(
+        std::fs::read(path).unwrap() == file_before,
+        "the refused file was written"
+    );
+    assert_eq!(std::fs::read(&wal).unwrap(), wal_before);
+}
+
 /// A file with entries `0..n` (from `pending`), closed again, for a test to reshape into an
 /// older layout.
 async fn sqlite_file_with_entries(n: usize) -> (tempfile::TempDir, String) {

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use tokio::sync::Semaphore;
 
@@ -88,10 +89,13 @@ pub(super) const SCHEMA: &[&str] = &[
 pub const LAYOUT_VERSION: i64 = 1;
 
 /// The layout mark of the file behind `conn` (0 before marks were kept), or
-/// [`StoreError::SchemaTooNew`] when a newer build marked it.
-fn layout_version_known(conn: &rusqlite::Connection) -> Result<i64, StoreError> {
+/// [`StoreError::SchemaTooNew`] when a newer build marked it. A refused file is not written
+/// by `conn` either: SQLite copies a file's WAL into it when the last connection to it closes,
+/// and a newer build may have left frames there, so `conn` is told not to.
+fn readable_layout_version(conn: &rusqlite::Connection) -> Result<i64, StoreError> {
     let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if found > LAYOUT_VERSION {
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
         return Err(StoreError::SchemaTooNew {
             found,
             supported: LAYOUT_VERSION,
@@ -179,7 +183,7 @@ impl SqliteStore {
         // append thread's, so that they do not race for that moment of exclusive access. A
         // file of a newer layout is refused before the append and checkpoint threads start,
         // so that this build neither reads it nor copies its WAL into it.
-        pool.run(|conn| layout_version_known(conn).map(drop))
+        pool.run(|conn| readable_layout_version(conn).map(drop))
             .await?;
         let appender = tokio::task::spawn_blocking(move || AppendThread::start(&path))
             .await
@@ -828,7 +832,7 @@ impl Store for SqliteStore {
         self.pool
             .run(|conn| {
                 // Checked again here: another build may have marked the file since `open`.
-                let found = layout_version_known(conn)?;
+                let found = readable_layout_version(conn)?;
                 for stmt in SCHEMA {
                     conn.execute_batch(stmt)?;
                 }

@@ -20,7 +20,7 @@ use crate::core::manifest::{AiSystem, AuthorshipClass, Publisher, Timestamp};
 use crate::core::sign::{build_statement, prepare_article, sign_statement, Authorship};
 use crate::proto as pb;
 
-use super::server_metrics::{scrape, LogActivity, LogCounters};
+use super::server_metrics::{scrape, LogActivity, LogCounters, Observed, TAIL_BOUND_SECONDS};
 use super::EXIT_OK;
 
 /// What the server is asked to do.
@@ -752,7 +752,8 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
 }
 
 /// The `log` lines of the report: the batches and commit times between two scrapes, and the
-/// calls' time inside the server.
+/// calls' time inside the server, each with how many took longer than the half-load target's
+/// bound.
 fn log_lines(before: &LogCounters, after: &LogCounters) -> String {
     let ms = |secs: f64| {
         if secs.is_finite() {
@@ -764,22 +765,33 @@ fn log_lines(before: &LogCounters, after: &LogCounters) -> String {
     let Some(log) = LogActivity::between(before, after) else {
         return "log commits     none during the load (the server's metrics)".to_string();
     };
+    // How many took longer than the half-load target's bound, counted by the server.
+    let over = |observed: &Observed| match observed.over_tail_bound {
+        Some(n) => format!(
+            "; {n:.0} ({:.2} %) over {}",
+            100.0 * n / observed.count,
+            ms(TAIL_BOUND_SECONDS)
+        ),
+        None => String::new(),
+    };
     let mut lines = format!(
         "log commits     {:.0} batches, {:.1} entries each on average; commit time mean {}, \
-         p50 <= {}, p99 <= {} (the server's metrics; p50/p99 as bucket bounds)",
+         p50 <= {}, p99 <= {}{} (the server's metrics; p50/p99 as bucket bounds)",
         log.batches,
         log.entries / log.batches,
         ms(log.commits.mean),
         ms(log.commits.p50),
-        ms(log.commits.p99)
+        ms(log.commits.p99),
+        over(&log.commits)
     );
     if let Some(calls) = log.calls {
         lines.push_str(&format!(
-            "\nin the server   {:.0} calls: mean {}, p50 <= {}, p99 <= {}",
+            "\nin the server   {:.0} calls: mean {}, p50 <= {}, p99 <= {}{}",
             calls.count,
             ms(calls.mean),
             ms(calls.p50),
-            ms(calls.p99)
+            ms(calls.p99),
+            over(&calls)
         ));
     }
     lines
@@ -802,6 +814,51 @@ mod tests {
         // The previous answer came at 40 ms and the call was due at 10: the server held it
         // back for 30 ms, which counts.
         assert_eq!(latency_start(Some(at(10)), Some(at(40)), at(40)), at(10));
+    }
+
+    #[test]
+    fn the_log_lines_count_what_took_longer_than_the_half_load_bound() {
+        use super::super::server_metrics::ServedHistogram;
+        let histogram = |buckets: &[(f64, f64)], sum: f64| ServedHistogram {
+            buckets: buckets.to_vec(),
+            sum,
+        };
+        let before = LogCounters {
+            batches: 10.0,
+            entries: 100.0,
+            commits: histogram(&[(0.005, 10.0), (0.01, 10.0), (f64::INFINITY, 10.0)], 0.01),
+            calls: histogram(&[(0.005, 90.0), (0.01, 95.0), (f64::INFINITY, 100.0)], 0.2),
+        };
+        // 20 batches, two of them over 10 ms; 400 calls, 8 of them over 10 ms.
+        let after = LogCounters {
+            batches: 30.0,
+            entries: 500.0,
+            commits: histogram(&[(0.005, 27.0), (0.01, 28.0), (f64::INFINITY, 30.0)], 0.09),
+            calls: histogram(
+                &[(0.005, 480.0), (0.01, 487.0), (f64::INFINITY, 500.0)],
+                1.0,
+            ),
+        };
+        let lines = log_lines(&before, &after);
+        assert!(
+            lines.contains("; 2 (10.00 %) over 10.00 ms (the server's metrics"),
+            "{lines}"
+        );
+        assert!(lines.contains("400 calls: "), "{lines}");
+        assert!(lines.ends_with("; 8 (2.00 %) over 10.00 ms"), "{lines}");
+        // A histogram without the bound prints no count.
+        let no_bound = |c: &LogCounters| LogCounters {
+            calls: histogram(
+                &[(0.005, c.calls.buckets[0].1), c.calls.buckets[2]],
+                c.calls.sum,
+            ),
+            ..c.clone()
+        };
+        let lines = log_lines(&no_bound(&before), &no_bound(&after));
+        assert!(
+            lines.ends_with("p99 <= over the last bucket") && !lines.contains("8 (2.00 %)"),
+            "{lines}"
+        );
     }
 
     #[test]

@@ -8,15 +8,19 @@
 //! the sending core: about a tenth of the server's CPU per unary call
 //! (`docs/BENCHMARKS.md`, eleventh session).
 //!
-//! [`CoalescingIo`] accepts every write into its own buffer. A connection that asks for more
-//! flushes between two reads than a quiet one does ([`BUSY_FLUSHES`]), in this turn or the
-//! last, is answering a batch: its flush then holds the bytes for one turn of the scheduler,
-//! waking its task and reporting the flush as done. The task runs again once the tasks already
-//! queued have run (those that answer the other calls of the batch), and the first thing it
-//! does with the connection, reading from it, writes everything held in one system call. A
-//! quiet connection's flush writes at once, as without the wrapper, so a lone call waits for
-//! nothing. Held bytes are also written on shutdown, and at once when more than
+//! [`CoalescingIo`] accepts every write into its own buffer. A flush holds the bytes for one
+//! turn of the scheduler, waking its task and reporting the flush as done. The task runs again
+//! once the tasks already queued have run (those that answer the other calls of the batch),
+//! and the first thing it does with the connection, reading from it, writes everything held in
+//! one system call. On an idle server the task runs again at once, so a lone call waits for a
+//! turn of nothing. Held bytes are also written on shutdown, and at once when more than
 //! [`HOLD_LIMIT`] are held, which is also where a slow reader's back-pressure starts.
+//!
+//! Until the eighteenth session a connection held its writes only in a turn that asked for
+//! more than four flushes, or after such a turn, and a quiet connection's answers went out at
+//! once. At half the unary peak, where a batch's few answers spread over the connections, that
+//! left about one `sendto` per call; holding every turn cut the server's CPU per call there by
+//! 3–11 % in seven comparisons (`docs/BENCHMARKS.md`, eighteenth session).
 
 use std::io;
 use std::pin::Pin;
@@ -40,17 +44,7 @@ pub struct CoalescingIo<T> {
     written: usize,
     /// The task was woken to write the held bytes and has not done so yet.
     wake_pending: bool,
-    /// Flushes asked for since the connection was last read: one or two per answer.
-    flushes_since_read: u32,
-    /// The last turn asked for more than [`BUSY_FLUSHES`] flushes, so this one holds its
-    /// bytes from its first flush on.
-    busy: bool,
 }
-
-/// Flushes in one turn (between two reads) past which the connection counts as busy and
-/// holds its writes for the turn. An answer takes one or two, so a quiet connection's
-/// answers go out at once, as without this wrapper.
-pub const BUSY_FLUSHES: u32 = 4;
 
 impl<T> CoalescingIo<T> {
     /// Wraps a connection.
@@ -60,8 +54,6 @@ impl<T> CoalescingIo<T> {
             held: Vec::new(),
             written: 0,
             wake_pending: false,
-            flushes_since_read: 0,
-            busy: false,
         }
     }
 
@@ -115,12 +107,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for CoalescingIo<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        // A turn ends at the first read after its writes (a turn reads before it writes, and
-        // may read more than once).
-        if this.flushes_since_read > 0 {
-            this.busy = this.flushes_since_read > BUSY_FLUSHES;
-            this.flushes_since_read = 0;
-        }
         if this.held() > 0 {
             // Written now, before the answer to them is read; if the socket is full, its
             // readiness wakes the task to go on.
@@ -162,12 +148,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for CoalescingIo<T> {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        this.flushes_since_read = this.flushes_since_read.saturating_add(1);
         if this.held() == 0 {
             return Pin::new(&mut this.inner).poll_flush(cx);
         }
-        let busy = this.busy || this.flushes_since_read > BUSY_FLUSHES;
-        if !busy || this.held() >= HOLD_LIMIT {
+        if this.held() >= HOLD_LIMIT {
             return this.poll_write_held(cx);
         }
         // Held for one turn: the task runs again after the tasks already queued, and its
@@ -281,8 +265,7 @@ mod tests {
             }
         }
 
-        /// A connection whose turn answered `answers` calls, enough to be busy, so that it
-        /// holds some of them.
+        /// A connection whose turn answered `answers` calls and holds them.
         fn holding(answers: u8) -> Self {
             let mut h = Harness::new();
             for n in 0..answers {
@@ -328,47 +311,56 @@ mod tests {
     }
 
     #[test]
-    fn a_quiet_connections_answers_go_out_at_once() {
+    fn a_lone_answer_waits_one_turn_and_leaves_with_the_next_read() {
         let mut h = Harness::new();
         for turn in 0..3u8 {
-            assert!(h.answer(turn).is_ready());
-            assert_eq!(h.writes(), usize::from(turn) + 1, "turn {turn}");
-            assert_eq!(h.io.held(), 0);
+            assert!(matches!(h.answer(turn), Poll::Ready(Ok(()))));
+            assert_eq!(
+                h.writes(),
+                usize::from(turn),
+                "turn {turn}: held, not written"
+            );
+            assert_eq!(h.io.held(), 109);
+            assert_eq!(h.wakes(), usize::from(turn) + 1, "woken to write it");
             assert!(h.read().is_pending());
+            assert_eq!(
+                h.writes(),
+                usize::from(turn) + 1,
+                "turn {turn}: written by the read"
+            );
+            assert_eq!(h.io.held(), 0);
         }
         assert_eq!(h.io.get_ref().bytes(), expected(0..3));
-        assert_eq!(h.wakes(), 0, "nothing held, so no extra turn");
     }
 
     #[test]
-    fn a_busy_turns_answers_are_held_and_leave_in_one_write() {
+    fn a_turns_answers_are_held_and_leave_in_one_write() {
         let mut h = Harness::new();
-        // The first answers of a turn go out as they come; once the turn has asked for
-        // more flushes than a quiet one, the rest are held.
         for n in 0..40u8 {
             assert!(matches!(h.answer(n), Poll::Ready(Ok(()))));
         }
-        let quiet = BUSY_FLUSHES as usize;
-        assert_eq!(h.writes(), quiet, "answers before the turn counted as busy");
-        assert_eq!(h.io.held(), (40 - quiet) * 109);
+        assert_eq!(h.writes(), 0);
+        assert_eq!(h.io.held(), 40 * 109);
         assert_eq!(h.wakes(), 1, "woken once to write what it holds");
+        // A second flush before the read neither writes nor wakes the task again.
+        let mut cx = Context::from_waker(&h.waker);
+        assert!(matches!(
+            Pin::new(&mut h.io).poll_flush(&mut cx),
+            Poll::Ready(Ok(()))
+        ));
+        assert_eq!((h.writes(), h.wakes()), (0, 1));
         // The next turn starts with a read, which writes everything held in one go.
         assert!(h.read().is_pending());
-        assert_eq!(h.writes(), quiet + 1);
+        assert_eq!(h.writes(), 1);
         assert_eq!(h.io.held(), 0);
         assert_eq!(h.io.get_ref().bytes(), expected(0..40));
-        // A turn after a busy one holds from its first answer.
+        // The next turn holds again, and is woken again.
         assert!(h.answer(40).is_ready());
-        assert_eq!(h.writes(), quiet + 1);
+        assert_eq!(h.writes(), 1);
         assert_eq!(h.io.held(), 109);
         assert_eq!(h.wakes(), 2);
         assert!(h.read().is_pending());
         assert_eq!(h.io.get_ref().bytes(), expected(0..41));
-        // That turn was quiet again (one flush), so the next answer goes out at once.
-        assert!(h.answer(41).is_ready());
-        assert_eq!(h.io.held(), 0);
-        assert_eq!(h.io.get_ref().bytes(), expected(0..42));
-        assert_eq!(h.wakes(), 2);
     }
 
     #[test]

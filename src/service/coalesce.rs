@@ -20,7 +20,7 @@
 //! more than four flushes, or after such a turn, and a quiet connection's answers went out at
 //! once. At half the unary peak, where a batch's few answers spread over the connections, that
 //! left about one `sendto` per call; holding every turn cut the server's CPU per call there by
-//! 3–11 % in seven comparisons (`docs/BENCHMARKS.md`, eighteenth session).
+//! 5.7 % in eight interleaved runs (`docs/BENCHMARKS.md`, eighteenth session).
 
 use std::io;
 use std::pin::Pin;

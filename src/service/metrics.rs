@@ -227,6 +227,38 @@ mod tests {
         assert!((sum - 2.00535).abs() < 1e-9, "{out}");
     }
 
+    /// `byline bench sign --metrics` counts the calls and commits over 10 ms by that bucket
+    /// bound; without it here the count would silently vanish from its report.
+    #[test]
+    fn both_histograms_have_the_bound_the_bench_counts_past() {
+        use crate::cli::server_metrics::{parse_log_counters, Observed, ServedHistogram};
+        let mut calls = Histogram::default();
+        let mut commits = Histogram::default();
+        for millis in [5, 20] {
+            calls.observe(BUCKETS, Duration::from_millis(millis));
+            commits.observe(COMMIT_BUCKETS, Duration::from_millis(millis));
+        }
+        let mut out = String::new();
+        calls.render(
+            &mut out,
+            "byline_rpc_duration_seconds",
+            "rpc=\"Sign\"",
+            BUCKETS,
+        );
+        commits.render(
+            &mut out,
+            "byline_log_commit_duration_seconds",
+            "",
+            COMMIT_BUCKETS,
+        );
+        let served = parse_log_counters(&out, Some("Sign"));
+        for (what, histogram) in [("calls", &served.calls), ("commits", &served.commits)] {
+            let observed = Observed::between(&ServedHistogram::default(), histogram)
+                .unwrap_or_else(|| panic!("{what}: nothing read from {out}"));
+            assert_eq!(observed.over_tail_bound, Some(1.0), "{what}: {out}");
+        }
+    }
+
     #[test]
     fn a_histogram_with_labels_and_no_observations_renders_zeros() {
         let mut out = String::new();

@@ -64,7 +64,7 @@ impl<T> CoalescingIo<T> {
     }
 
     /// How many accepted bytes have not reached the connection yet.
-    pub fn held(&self) -> usize {
+    fn held(&self) -> usize {
         self.held.len() - self.written
     }
 }

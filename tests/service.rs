@@ -452,10 +452,9 @@ async fn sigterm_mid_stream_keeps_every_answered_manifest() {
 
 /// Answers on one connection are held for a turn and written together (`service::coalesce`):
 /// 300 calls in flight on one HTTP/2 connection, through the real `h2`, must each still get
-/// their own entry and bundle, within a minute. This shows that
-/// nothing held is lost or stuck; it does not show that fewer writes were made (in this debug
-/// build `h2` flushes rarely either way). The wrapper's unit tests and `byline bench sign` show
-/// that.
+/// their own entry and bundle, within a minute. This shows that nothing held is lost or stuck;
+/// it does not show that fewer writes were made (in this debug build `h2` flushes rarely either
+/// way). The wrapper's unit tests and `byline bench sign` show that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn answers_held_for_a_turn_all_arrive() {
     const CALLS: usize = 300;

@@ -54,11 +54,7 @@ pub struct Observed {
     pub over_tail_bound: Option<f64>,
 }
 
-/// The latency that unary `Sign`'s p99 at half its peak should stay under (10 ms; the
-/// half-load target in `docs/BENCHMARKS.md`). The server's histograms have a bucket bound
-/// there, so how many calls or commits took longer is counted, not estimated: a run whose
-/// client p99 is over it can tell whether the calls were slow inside the server.
-pub const TAIL_BOUND_SECONDS: f64 = 0.010;
+pub use crate::service::metrics::TAIL_BOUND_SECONDS;
 
 /// What happened to the log between two scrapes.
 #[derive(Clone, Debug, PartialEq)]

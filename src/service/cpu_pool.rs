@@ -1,71 +1,139 @@
 //! A bound on the CPU-bound work the service moves off its async threads.
 //!
 //! Canonicalizing an article and verifying a bundle take tens to hundreds of microseconds, too
-//! long to run between two awaits, so they go to tokio's blocking threads. Unbounded, every
-//! call in flight got a thread of its own: hundreds under a `SignStream` window, each with its
-//! own stack and allocator caches, and none of them finished sooner for it on a machine with a
-//! core or two.
+//! long to run between two awaits, so they go to threads of their own. Unbounded, every call in
+//! flight got a thread of its own: hundreds under a `SignStream` window, each with its own stack
+//! and allocator caches, and none of them finished sooner for it on a machine with a core or
+//! two. Bounded by a semaphore in front of tokio's blocking threads, the work still spread over
+//! about thirty of them under that load: a permit comes back when the call resumes, before the
+//! thread that did the work is idle again, so tokio started another. Each thread's allocator
+//! heap keeps the memory it freed, and content-mode `SignStream` peaked above 100 MiB. So the
+//! pool owns its threads: a fixed number, started with it, taking work from one queue.
 
-use tokio::sync::Semaphore;
+use std::panic::AssertUnwindSafe;
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+
 use tonic::Status;
 
-/// Blocking threads per CPU that run such work at once. One per CPU made every task a hand-off
-/// to a sleeping thread and back (SignStream in content mode on one core: 130 µs of CPU per
-/// call, against 107 µs unbounded); four keep a queue in front of each thread, so a thread that
-/// finishes one task takes the next without sleeping (100 µs per call, and 32 MiB resident at
-/// the peak against 43 MiB with about 200 threads unbounded, both with the C library's
-/// allocator; since the binary uses mimalloc the peak there is about 100 MiB, and unbounded it
-/// was several hundred).
-pub const SLOTS_PER_CORE: usize = 4;
+/// Threads per CPU that run such work. A task queued behind another is taken by the thread
+/// that finishes it, without a hand-off to a sleeping thread, so one per CPU keeps the CPU as
+/// busy as more would. Measured on one core, SignStream in content mode: 85–90 µs of CPU per
+/// call and 52–61 MiB resident at the peak with one thread, 101–106 µs and 56–66 MiB with
+/// four, against 108–110 µs and 96–108 MiB with the semaphore in front of tokio's blocking
+/// threads (docs/BENCHMARKS.md, twentieth session).
+pub const THREADS_PER_CORE: usize = 1;
 
-/// At most a fixed number of CPU-bound tasks on blocking threads at once; the rest wait their
-/// turn without a thread.
+/// What a thread of the pool runs: the work and the sending of its outcome.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A fixed set of threads (named `byline-cpu`) running CPU-bound tasks from one queue; the
+/// tasks waiting for a thread hold no thread. The threads end when the pool is dropped and
+/// the queue is empty.
 #[derive(Debug)]
 pub struct CpuPool {
-    slots: Semaphore,
+    queue: mpsc::Sender<Job>,
+    threads: usize,
 }
 
 impl CpuPool {
-    /// A pool running at most `slots` tasks at once (at least one).
-    pub fn new(slots: usize) -> Self {
+    /// A pool of `threads` threads (at least one). A thread the operating system refuses to
+    /// start is logged and left out; with none started, every task is refused with an error
+    /// that says so.
+    pub fn new(threads: usize) -> Self {
+        let (queue, jobs) = mpsc::channel::<Job>();
+        let jobs = Arc::new(Mutex::new(jobs));
+        let mut started = 0;
+        for _ in 0..threads.max(1) {
+            let jobs = jobs.clone();
+            let spawned = std::thread::Builder::new()
+                .name("byline-cpu".into())
+                .spawn(move || loop {
+                    // The lock is held only while waiting: the thread that takes a job lets
+                    // the next idle thread wait for the following one.
+                    let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                    match next {
+                        Ok(job) => job(),
+                        Err(mpsc::RecvError) => break,
+                    }
+                });
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => tracing::warn!("cannot start a byline-cpu thread: {e}"),
+            }
+        }
         CpuPool {
-            slots: Semaphore::new(slots.max(1)),
+            queue,
+            threads: started,
         }
     }
 
-    /// [`SLOTS_PER_CORE`] slots for each CPU this process may run on.
+    /// [`THREADS_PER_CORE`] threads for each CPU this process may run on.
     pub fn for_this_machine() -> Self {
-        Self::new(SLOTS_PER_CORE * std::thread::available_parallelism().map_or(1, |n| n.get()))
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::new(THREADS_PER_CORE * cores)
     }
 
-    /// Runs `work` on a blocking thread once a slot is free; `what` names the work in the
-    /// error when its thread fails (a panic inside it).
+    /// How many threads the pool runs.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `work` on one of the pool's threads once one is free; `what` names the work in the
+    /// error when it fails (a panic inside it).
     pub async fn run<T: Send + 'static>(
         &self,
         what: &str,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, Status> {
-        let _slot = self
-            .slots
-            .acquire()
-            .await
+        if self.threads == 0 {
+            return Err(Status::unavailable(format!(
+                "{what}: the server could not start a thread for it; see its log"
+            )));
+        }
+        let (answer, outcome) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            // A panic is the call's error, not the thread's end.
+            let _ = answer.send(std::panic::catch_unwind(AssertUnwindSafe(work)));
+        });
+        self.queue
+            .send(job)
             .map_err(|_| Status::unavailable("the server is shutting down"))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| Status::internal(format!("{what} task failed: {e}")))
+        match outcome.await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(panic)) => Err(Status::internal(format!(
+                "{what} task failed: {}",
+                panic_message(panic.as_ref())
+            ))),
+            Err(_) => Err(Status::internal(format!(
+                "{what} task failed: its thread stopped"
+            ))),
+        }
+    }
+}
+
+/// The message a panic carried, when it was a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s
+    } else {
+        "it panicked"
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::time::Duration;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn never_runs_more_tasks_at_once_than_it_has_slots() {
+    async fn runs_every_task_on_its_own_few_named_threads() {
         let pool = Arc::new(CpuPool::new(3));
+        assert_eq!(pool.threads(), 3);
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = (0..48)
@@ -77,31 +145,86 @@ mod tests {
                         most.fetch_max(now, Ordering::SeqCst);
                         std::thread::sleep(Duration::from_millis(2));
                         running.fetch_sub(1, Ordering::SeqCst);
-                        i * 2
+                        let thread = std::thread::current();
+                        (i * 2, thread.id(), thread.name().map(str::to_owned))
                     })
                     .await
                 })
             })
             .collect();
         let mut answers = Vec::new();
+        let mut threads = HashSet::new();
         for task in tasks {
-            answers.push(task.await.expect("task").expect("pool"));
+            let (answer, id, name) = task.await.expect("task").expect("pool");
+            assert_eq!(name.as_deref(), Some("byline-cpu"));
+            answers.push(answer);
+            threads.insert(id);
         }
         assert_eq!(answers, (0..48).map(|i| i * 2).collect::<Vec<_>>());
         let most = most.load(Ordering::SeqCst);
         assert!((1..=3).contains(&most), "{most} tasks ran at once");
+        // The memory a thread's allocator keeps is bounded only if the threads are.
+        assert!(
+            (1..=3).contains(&threads.len()),
+            "48 tasks ran on {} threads",
+            threads.len()
+        );
     }
 
     #[tokio::test]
-    async fn a_panicking_task_is_an_internal_error_naming_the_work() {
+    async fn a_panicking_task_is_an_internal_error_naming_the_work_and_the_panic() {
         let pool = CpuPool::new(1);
         let err = pool
             .run("canonicalization", || -> u8 { panic!("boom") })
             .await
             .expect_err("a panic is an error");
         assert_eq!(err.code(), tonic::Code::Internal);
-        assert!(err.message().starts_with("canonicalization task failed"));
-        // The slot came back: the pool still runs work.
+        assert_eq!(err.message(), "canonicalization task failed: boom");
+        let err = pool
+            .run("verification", || -> u8 { panic!("{} went wrong", 2) })
+            .await
+            .expect_err("a panic is an error");
+        assert_eq!(err.message(), "verification task failed: 2 went wrong");
+        // The pool's one thread outlived both panics: it still runs work.
         assert_eq!(pool.run("next", || 7).await.expect("runs"), 7);
+    }
+
+    #[tokio::test]
+    async fn its_threads_end_when_the_pool_is_dropped() {
+        /// Tells the test, when the thread that holds it ends, that it has ended.
+        struct Ended(std::sync::mpsc::Sender<()>);
+        impl Drop for Ended {
+            fn drop(&mut self) {
+                let _ = self.0.send(());
+            }
+        }
+        thread_local! {
+            static ON_END: std::cell::RefCell<Option<Ended>> = const { std::cell::RefCell::new(None) };
+        }
+        let pool = CpuPool::new(2);
+        let (ended, ends) = std::sync::mpsc::channel();
+        let mut marked = HashSet::new();
+        // Mark both threads (a task may land on either, so keep going until both are marked).
+        while marked.len() < 2 {
+            let ended = ended.clone();
+            let id = pool
+                .run("mark", move || {
+                    ON_END.with(|end| {
+                        // A second mark, made and dropped, would tell of an end too early.
+                        end.borrow_mut().get_or_insert_with(|| Ended(ended));
+                    });
+                    std::thread::sleep(Duration::from_millis(1));
+                    std::thread::current().id()
+                })
+                .await
+                .expect("runs");
+            marked.insert(id);
+        }
+        drop(ended);
+        drop(pool);
+        for _ in 0..2 {
+            ends.recv_timeout(Duration::from_secs(30))
+                .expect("a thread of the dropped pool ended");
+        }
     }
 }

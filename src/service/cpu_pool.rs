@@ -32,6 +32,7 @@ type Job = Box<dyn FnOnce() + Send>;
 #[derive(Debug)]
 pub struct CpuPool {
     queue: mpsc::Sender<Job>,
+    /// The threads that started; with none, a task would wait in the queue for ever.
     threads: usize,
 }
 
@@ -71,11 +72,6 @@ impl CpuPool {
     pub fn for_this_machine() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self::new(THREADS_PER_CORE * cores)
-    }
-
-    /// How many threads the pool runs.
-    pub fn threads(&self) -> usize {
-        self.threads
     }
 
     /// Runs `work` on one of the pool's threads once one is free; `what` names the work in the
@@ -133,7 +129,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn runs_every_task_on_its_own_few_named_threads() {
         let pool = Arc::new(CpuPool::new(3));
-        assert_eq!(pool.threads(), 3);
+        assert_eq!(pool.threads, 3);
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = (0..48)
@@ -187,6 +183,21 @@ mod tests {
         assert_eq!(err.message(), "verification task failed: 2 went wrong");
         // The pool's one thread outlived both panics: it still runs work.
         assert_eq!(pool.run("next", || 7).await.expect("runs"), 7);
+    }
+
+    #[tokio::test]
+    async fn a_pool_without_threads_refuses_work_rather_than_queue_it_for_ever() {
+        let (queue, _jobs) = mpsc::channel();
+        let pool = CpuPool { queue, threads: 0 };
+        let err = tokio::time::timeout(Duration::from_secs(30), pool.run("canonicalization", || 1))
+            .await
+            .expect("answered at once, not queued")
+            .expect_err("no thread to run it");
+        assert_eq!(err.code(), tonic::Code::Unavailable);
+        assert_eq!(
+            err.message(),
+            "canonicalization: the server could not start a thread for it; see its log"
+        );
     }
 
     #[tokio::test]

@@ -16,11 +16,13 @@ use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use tonic::Status;
 
 /// Threads per CPU that run such work. A task queued behind another is taken by the thread
-/// that finishes it, without a hand-off to a sleeping thread, so one per CPU keeps the CPU as
-/// busy as more would. Measured on one core, SignStream in content mode: 85–90 µs of CPU per
-/// call and 52–61 MiB resident at the peak with one thread, 101–106 µs and 56–66 MiB with
-/// four, against 108–110 µs and 96–108 MiB with the semaphore in front of tokio's blocking
-/// threads (docs/BENCHMARKS.md, twentieth session).
+/// that finishes it, without a hand-off to a sleeping thread. Measured on one core under
+/// SignStream in content mode, one thread cost 83–92 µs of CPU per call and 52–56 MiB
+/// resident at the peak, four 101–106 µs and 57–66 MiB, and the semaphore in front of tokio's
+/// blocking threads 108–115 µs and 94–113 MiB (docs/BENCHMARKS.md, twentieth session). The
+/// price of one: a long task (a `Verify` of an article near the size limit) holds up the
+/// tasks queued behind it on that CPU until it ends, where more threads would share the CPU
+/// between them.
 pub const THREADS_PER_CORE: usize = 1;
 
 /// What a thread of the pool runs: the work and the sending of its outcome.
@@ -32,7 +34,8 @@ type Job = Box<dyn FnOnce() + Send>;
 #[derive(Debug)]
 pub struct CpuPool {
     queue: mpsc::Sender<Job>,
-    /// The threads that started; with none, a task would wait in the queue for ever.
+    /// The threads that started. With none, the queue has no receiver left and every task
+    /// would be refused as if the server were stopping; `run` names the real cause instead.
     threads: usize,
 }
 
@@ -53,7 +56,13 @@ impl CpuPool {
                     // the next idle thread wait for the following one.
                     let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
                     match next {
-                        Ok(job) => job(),
+                        // A job catches its work's panic; one from sending the answer or
+                        // dropping it is caught here, so the pool keeps its threads.
+                        Ok(job) => {
+                            if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+                                tracing::warn!("a byline-cpu task panicked outside its work");
+                            }
+                        }
                         Err(mpsc::RecvError) => break,
                     }
                 });
@@ -75,7 +84,8 @@ impl CpuPool {
     }
 
     /// Runs `work` on one of the pool's threads once one is free; `what` names the work in the
-    /// error when it fails (a panic inside it).
+    /// error when it fails (a panic inside it). A call dropped while its task waits in the
+    /// queue (its client went away) takes the task with it: the work does not run.
     pub async fn run<T: Send + 'static>(
         &self,
         what: &str,
@@ -88,12 +98,15 @@ impl CpuPool {
         }
         let (answer, outcome) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
+            if answer.is_closed() {
+                return;
+            }
             // A panic is the call's error, not the thread's end.
             let _ = answer.send(std::panic::catch_unwind(AssertUnwindSafe(work)));
         });
         self.queue
             .send(job)
-            .map_err(|_| Status::unavailable("the server is shutting down"))?;
+            .map_err(|_| Status::unavailable(format!("{what}: the server is shutting down")))?;
         match outcome.await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(panic)) => Err(Status::internal(format!(
@@ -186,18 +199,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_pool_without_threads_refuses_work_rather_than_queue_it_for_ever() {
-        let (queue, _jobs) = mpsc::channel();
+    async fn a_pool_whose_threads_did_not_start_says_so() {
+        // What `new` leaves when no thread starts: a queue whose receiver is gone.
+        let (queue, jobs) = mpsc::channel();
+        drop(jobs);
         let pool = CpuPool { queue, threads: 0 };
-        let err = tokio::time::timeout(Duration::from_secs(30), pool.run("canonicalization", || 1))
+        let err = pool
+            .run("canonicalization", || 1)
             .await
-            .expect("answered at once, not queued")
             .expect_err("no thread to run it");
         assert_eq!(err.code(), tonic::Code::Unavailable);
         assert_eq!(
             err.message(),
             "canonicalization: the server could not start a thread for it; see its log"
         );
+    }
+
+    #[tokio::test]
+    async fn a_task_whose_call_went_away_while_queued_does_not_run() {
+        let pool = CpuPool::new(1);
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let ran = Arc::new(AtomicUsize::new(0));
+        // The first task holds the only thread until it is released.
+        let first = pool.run("first", move || held.recv().is_ok());
+        tokio::pin!(first);
+        assert!(futures_util::poll!(&mut first).is_pending());
+        {
+            let ran = ran.clone();
+            let mut gone = Box::pin(pool.run("gone", move || ran.fetch_add(1, Ordering::SeqCst)));
+            assert!(futures_util::poll!(&mut gone).is_pending(), "queued");
+        }
+        release.send(()).expect("the first task waits");
+        assert!(first.await.expect("the first task answers"));
+        // One thread, one queue: this task runs after the dropped one's turn.
+        assert_eq!(pool.run("after", || 7).await.expect("runs"), 7);
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "the dropped call's work ran");
     }
 
     #[tokio::test]
@@ -216,7 +252,10 @@ mod tests {
         let (ended, ends) = std::sync::mpsc::channel();
         let mut marked = HashSet::new();
         // Mark both threads (a task may land on either, so keep going until both are marked).
-        while marked.len() < 2 {
+        for _ in 0..10_000 {
+            if marked.len() == 2 {
+                break;
+            }
             let ended = ended.clone();
             let id = pool
                 .run("mark", move || {
@@ -231,6 +270,7 @@ mod tests {
                 .expect("runs");
             marked.insert(id);
         }
+        assert_eq!(marked.len(), 2, "tasks ran on both threads");
         drop(ended);
         drop(pool);
         for _ in 0..2 {

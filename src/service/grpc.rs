@@ -469,9 +469,10 @@ impl<S: Store> BylineService<S> {
                     ));
                 }
                 let limit = self.limits.max_article_bytes;
+                let input_bytes = article.content.len();
                 let prepared = self
                     .cpu
-                    .run("canonicalization", move || {
+                    .run("canonicalization", input_bytes, move || {
                         prepare_article(&article.content, media, limit)
                     })
                     .await?
@@ -925,9 +926,10 @@ impl<S: Store> Byline for Arc<BylineService<S>> {
             };
             let trust = self.trust.clone();
             let options_with_revocations = options.clone();
+            let input_bytes = article.content.len() + req.bundle_json.len();
             let (verdict, article, bundle_json) = self
                 .cpu
-                .run("verification", move || {
+                .run("verification", input_bytes, move || {
                     let verdict = verify_article(
                         &article.content,
                         media,
@@ -949,8 +951,10 @@ impl<S: Store> Byline for Arc<BylineService<S>> {
             } else {
                 let trust = self.trust.clone();
                 self.cpu
-                    .run("verification", move || {
-                        match Bundle::from_json(bundle_json.as_bytes()) {
+                    .run(
+                        "verification",
+                        input_bytes,
+                        move || match Bundle::from_json(bundle_json.as_bytes()) {
                             Ok(bundle) => verify_bundle_with_revocations(
                                 &article.content,
                                 media,
@@ -961,8 +965,8 @@ impl<S: Store> Byline for Arc<BylineService<S>> {
                                 Timestamp::now(),
                             ),
                             Err(_) => verdict,
-                        }
-                    })
+                        },
+                    )
                     .await?
             };
             let p = verdict.statement.as_ref().map(|s| &s.predicate);

@@ -10,7 +10,7 @@
 //! heap keeps the memory it freed, and content-mode `SignStream` peaked above 100 MiB. So the
 //! pool owns its threads: a fixed number, started with it, taking work from a queue.
 //!
-//! One queue made a large article (up to the 4 MiB limit, tens of milliseconds to canonicalize)
+//! One queue made a large article (up to 4 MiB by default, tens of milliseconds to canonicalize)
 //! hold up every small one queued behind it on that CPU, so large inputs have a lane of their
 //! own, with threads of their own.
 
@@ -158,7 +158,7 @@ impl Lane {
                 panic_message(panic.as_ref())
             ))),
             Err(_) => Err(Status::internal(format!(
-                "{what} task failed: its thread stopped"
+                "{what} task failed: it ended without an answer"
             ))),
         }
     }

@@ -85,8 +85,9 @@ impl CpuPool {
 #[derive(Debug)]
 struct Lane {
     queue: mpsc::Sender<Job>,
-    /// The threads that started. With none, the queue has no receiver left and every task
-    /// would be refused as if the server were stopping; `run` names the real cause instead.
+    /// The threads that started. The queue's receiver lives as long as one of them does, so
+    /// while the lane exists a task can be refused only when none started; `run` says so
+    /// before trying.
     threads: usize,
 }
 
@@ -102,7 +103,7 @@ impl Lane {
             let jobs = jobs.clone();
             let lane_name = name.to_owned();
             let spawned = std::thread::Builder::new()
-                .name(name.to_owned())
+                .name(lane_name.clone())
                 .spawn(move || loop {
                     // The lock is held only while waiting: the thread that takes a job lets
                     // the next idle thread wait for the following one.
@@ -148,9 +149,13 @@ impl Lane {
             // A panic is the call's error, not the thread's end.
             let _ = answer.send(std::panic::catch_unwind(AssertUnwindSafe(work)));
         });
-        self.queue
-            .send(job)
-            .map_err(|_| Status::unavailable(format!("{what}: the server is shutting down")))?;
+        // The lane is alive (`self`), so its queue is closed only if every thread has ended,
+        // which nothing but a failed start does.
+        self.queue.send(job).map_err(|_| {
+            Status::unavailable(format!(
+                "{what}: no thread is left to run it; see the server's log"
+            ))
+        })?;
         match outcome.await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(panic)) => Err(Status::internal(format!(

@@ -913,6 +913,57 @@ async fn metrics_endpoint() {
     server.assert_no_panic();
 }
 
+/// Canonicalizing and verifying run on threads of the lane for their input's size, so that a
+/// large article queues only behind other large ones. The metrics count each lane's tasks: a
+/// `Sign` or `Verify` that passed its handler the wrong size would be counted in the other lane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_calls_run_in_the_cpu_lane_for_their_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = Server::start(dir.path(), &["--metrics", &format!("127.0.0.1:{port}")]);
+    let mut client = server.client().await;
+    // About 200 KiB of Markdown: over the 128 KiB from which inputs take the large lane.
+    let mut large = String::from("# The harbour council's year in full\n\n");
+    let mut item = 0;
+    while large.len() < 200 * 1024 {
+        item += 1;
+        large.push_str(&format!(
+            "Item {item}: the council renewed mooring {item} at the fee set in spring.\n\n"
+        ));
+    }
+    let small = server_harness::article(1).into_bytes();
+    for (n, content) in [small, large.into_bytes()].into_iter().enumerate() {
+        let signed = client
+            .sign(with_token(
+                server_harness::content_request_of(n, content.clone(), "text/markdown"),
+                &server.token,
+            ))
+            .await
+            .expect("sign")
+            .into_inner();
+        let verdict = client
+            .verify(pb::VerifyRequest {
+                article: Some(pb::Article {
+                    content,
+                    media_type: "text/markdown".into(),
+                }),
+                bundle_json: signed.bundle_json,
+                require_exact: false,
+            })
+            .await
+            .expect("verify")
+            .into_inner();
+        assert!(verdict.verified, "article {n}: {verdict:?}");
+    }
+    // A task is counted when it starts, before its call is answered.
+    let body = http_get(port, "/metrics");
+    for lane in ["byline-cpu", "byline-cpu-big"] {
+        let tasks = format!("byline_cpu_queue_wait_seconds_count{{lane=\"{lane}\"}}");
+        assert_eq!(sample(&body, &tasks), Some(2.0), "{lane}: {body}");
+    }
+    server.assert_no_panic();
+}
+
 /// Writes a self-signed certificate for localhost and 127.0.0.1; returns (cert, key) paths.
 fn write_test_certificate(dir: &Path) -> (PathBuf, PathBuf) {
     let certified =

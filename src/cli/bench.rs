@@ -794,6 +794,17 @@ fn log_lines(before: &LogCounters, after: &LogCounters) -> String {
             over(&calls)
         ));
     }
+    for (lane, waits) in &log.cpu_lanes {
+        lines.push_str(&format!(
+            "\ncpu queue       {lane}: {:.0} tasks waited for a thread: mean {}, p50 <= {}, \
+             p99 <= {}{}",
+            waits.count,
+            ms(waits.mean),
+            ms(waits.p50),
+            ms(waits.p99),
+            over(waits)
+        ));
+    }
     lines
 }
 
@@ -828,6 +839,7 @@ mod tests {
             entries: 100.0,
             commits: histogram(&[(0.005, 10.0), (0.01, 10.0), (f64::INFINITY, 10.0)], 0.01),
             calls: histogram(&[(0.005, 90.0), (0.01, 95.0), (f64::INFINITY, 100.0)], 0.2),
+            cpu_lanes: vec![],
         };
         // 20 batches, two of them over 10 ms; 400 calls, 8 of them over 10 ms.
         let after = LogCounters {
@@ -838,6 +850,7 @@ mod tests {
                 &[(0.005, 480.0), (0.01, 487.0), (f64::INFINITY, 500.0)],
                 1.0,
             ),
+            cpu_lanes: vec![],
         };
         let lines = log_lines(&before, &after);
         assert!(
@@ -859,6 +872,50 @@ mod tests {
             lines.ends_with("p99 <= over the last bucket") && !lines.contains("8 (2.00 %)"),
             "{lines}"
         );
+    }
+
+    #[test]
+    fn a_cpu_lane_that_ran_tasks_during_the_load_gets_a_line_of_its_waits() {
+        use super::super::server_metrics::ServedHistogram;
+        let histogram = |buckets: &[(f64, f64)], sum: f64| ServedHistogram {
+            buckets: buckets.to_vec(),
+            sum,
+        };
+        let log = |commits: f64, small: ServedHistogram| LogCounters {
+            batches: commits,
+            entries: commits,
+            commits: histogram(&[(0.01, commits), (f64::INFINITY, commits)], commits),
+            calls: ServedHistogram::default(),
+            cpu_lanes: vec![
+                ("byline-cpu".into(), small),
+                (
+                    "byline-cpu-big".into(),
+                    histogram(&[(0.01, 1.0), (f64::INFINITY, 1.0)], 0.5),
+                ),
+            ],
+        };
+        let before = log(
+            1.0,
+            histogram(&[(0.001, 5.0), (0.01, 5.0), (f64::INFINITY, 5.0)], 0.0),
+        );
+        // 100 small tasks in between, waiting 0.2 ms on average, four of them over 10 ms; the
+        // large lane ran none.
+        let after = log(
+            2.0,
+            histogram(
+                &[(0.001, 95.0), (0.01, 101.0), (f64::INFINITY, 105.0)],
+                0.02,
+            ),
+        );
+        let lines = log_lines(&before, &after);
+        assert!(
+            lines.ends_with(
+                "\ncpu queue       byline-cpu: 100 tasks waited for a thread: mean 0.20 ms, \
+                 p50 <= 1.00 ms, p99 <= over the last bucket; 4 (4.00 %) over 10.00 ms"
+            ),
+            "{lines}"
+        );
+        assert!(!lines.contains("byline-cpu-big"), "{lines}");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! What `byline bench sign --metrics ADDR` reads from the server's Prometheus endpoint (`byline
 //! serve --metrics ADDR`): the log's batch counters, its commit-time histogram and the
-//! server's own latency histogram of the RPC driven, before and after the measured load, so
-//! that a run's tail latency can be read beside how long its calls took inside the server, how
-//! long its commits took (waiting on the disk) and how many entries shared each.
+//! server's own latency histogram of the RPC driven, and how long the canonicalizing and
+//! verifying threads' tasks waited for them, before and after the measured load, so that a
+//! run's tail latency can be read beside how long its calls took inside the server, how long
+//! its commits took (waiting on the disk), how many entries shared each and (in content mode)
+//! how long articles queued for a thread.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -35,6 +37,9 @@ pub struct LogCounters {
     /// How long the RPC named took inside the server (`byline_rpc_duration_seconds` of it;
     /// empty when none was named).
     pub calls: ServedHistogram,
+    /// How long the CPU pool's tasks waited for a thread
+    /// (`byline_cpu_queue_wait_seconds`), by lane, in the order served.
+    pub cpu_lanes: Vec<(String, ServedHistogram)>,
 }
 
 /// What a histogram observed between two scrapes.
@@ -67,6 +72,9 @@ pub struct LogActivity {
     pub commits: Observed,
     /// The calls' times inside the server, if any call finished in between.
     pub calls: Option<Observed>,
+    /// How long the CPU pool's tasks that started in between waited for a thread, for each
+    /// lane that ran one.
+    pub cpu_lanes: Vec<(String, Observed)>,
 }
 
 /// Reads `GET /metrics` from `addr` (`HOST:PORT`, as given to `byline serve --metrics`; an
@@ -131,6 +139,23 @@ pub fn parse_log_counters(text: &str, rpc: Option<&str>) -> LogCounters {
         let Ok(value) = value.trim().parse::<f64>() else {
             continue;
         };
+        if let Some((lane, part)) = cpu_lane_series(series) {
+            let at = match counters.cpu_lanes.iter().position(|(l, _)| l == lane) {
+                Some(at) => at,
+                None => {
+                    counters
+                        .cpu_lanes
+                        .push((lane.to_string(), ServedHistogram::default()));
+                    counters.cpu_lanes.len() - 1
+                }
+            };
+            let histogram = &mut counters.cpu_lanes[at].1;
+            match part {
+                LanePart::Sum => histogram.sum = value,
+                LanePart::Bucket(bound) => histogram.buckets.push((bound, value)),
+            }
+            continue;
+        }
         match series {
             "byline_log_batches_total" => counters.batches = value,
             "byline_log_batch_entries_total" => counters.entries = value,
@@ -164,6 +189,32 @@ pub fn parse_log_counters(text: &str, rpc: Option<&str>) -> LogCounters {
         }
     }
     counters
+}
+
+/// Which series of a lane's queue-wait histogram a line is.
+enum LanePart {
+    /// A bucket, with its upper bound in seconds.
+    Bucket(f64),
+    /// The sum of the waits.
+    Sum,
+}
+
+/// The lane and part of a `byline_cpu_queue_wait_seconds` bucket or sum series; `None` for
+/// any other series (the count is the `+Inf` bucket).
+fn cpu_lane_series(series: &str) -> Option<(&str, LanePart)> {
+    if let Some(rest) = series.strip_prefix("byline_cpu_queue_wait_seconds_bucket{lane=\"") {
+        let (lane, bound) = rest.split_once("\",le=\"")?;
+        let bound = match bound.strip_suffix("\"}")? {
+            "+Inf" => f64::INFINITY,
+            b => b.parse().ok()?,
+        };
+        Some((lane, LanePart::Bucket(bound)))
+    } else {
+        let lane = series
+            .strip_prefix("byline_cpu_queue_wait_seconds_sum{lane=\"")?
+            .strip_suffix("\"}")?;
+        Some((lane, LanePart::Sum))
+    }
 }
 
 impl Observed {
@@ -219,6 +270,19 @@ impl LogActivity {
             entries: after.entries - before.entries,
             commits: Observed::between(&before.commits, &after.commits)?,
             calls: Observed::between(&before.calls, &after.calls),
+            cpu_lanes: after
+                .cpu_lanes
+                .iter()
+                .filter_map(|(lane, histogram)| {
+                    let earlier = before
+                        .cpu_lanes
+                        .iter()
+                        .find(|(l, _)| l == lane)
+                        .map(|(_, h)| h.clone())
+                        .unwrap_or_default();
+                    Some((lane.clone(), Observed::between(&earlier, histogram)?))
+                })
+                .collect(),
         })
     }
 }
@@ -343,6 +407,61 @@ mod tests {
         assert_eq!(calls.p99, f64::INFINITY);
         assert!((calls.mean - 0.002).abs() < 1e-12, "{calls:?}");
         assert_eq!(LogActivity::between(&after, &after), None);
+    }
+
+    #[test]
+    fn each_cpu_lane_s_queue_waits_are_read_and_differenced_on_their_own() {
+        let lanes = |small: (u64, u64, f64), big: Option<(u64, f64)>, batches: u64| {
+            let (within, all, sum) = small;
+            let mut text = format!(
+                "# TYPE byline_cpu_queue_wait_seconds histogram\n\
+                 byline_cpu_queue_wait_seconds_bucket{{lane=\"byline-cpu\",le=\"0.01\"}} {within}\n\
+                 byline_cpu_queue_wait_seconds_bucket{{lane=\"byline-cpu\",le=\"+Inf\"}} {all}\n\
+                 byline_cpu_queue_wait_seconds_sum{{lane=\"byline-cpu\"}} {sum}\n\
+                 byline_cpu_queue_wait_seconds_count{{lane=\"byline-cpu\"}} {all}\n"
+            );
+            if let Some((all, sum)) = big {
+                text.push_str(&format!(
+                    "byline_cpu_queue_wait_seconds_bucket{{lane=\"byline-cpu-big\",le=\"+Inf\"}} {all}\n\
+                     byline_cpu_queue_wait_seconds_sum{{lane=\"byline-cpu-big\"}} {sum}\n"
+                ));
+            }
+            // Batches, so that the log was active in between.
+            text + &exposition(batches, batches, &[("+Inf", batches)], 0.0, &[])
+        };
+        let before = parse_log_counters(&lanes((4, 5, 0.5), None, 1), None);
+        assert_eq!(
+            before.cpu_lanes,
+            vec![(
+                "byline-cpu".to_string(),
+                ServedHistogram {
+                    buckets: vec![(0.01, 4.0), (f64::INFINITY, 5.0)],
+                    sum: 0.5
+                }
+            )]
+        );
+        // The small lane ran 10 more tasks, one over 10 ms; the large lane's first two tasks
+        // came after the first scrape.
+        let after = parse_log_counters(&lanes((13, 15, 0.6), Some((2, 0.25)), 2), None);
+        let activity = LogActivity::between(&before, &after).expect("batches were committed");
+        let seen: Vec<_> = activity
+            .cpu_lanes
+            .iter()
+            .map(|(lane, waits)| (lane.as_str(), waits.count, waits.over_tail_bound))
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                ("byline-cpu", 10.0, Some(1.0)),
+                ("byline-cpu-big", 2.0, None)
+            ]
+        );
+        assert!((activity.cpu_lanes[0].1.mean - 0.01).abs() < 1e-12);
+        assert!((activity.cpu_lanes[1].1.mean - 0.125).abs() < 1e-12);
+        // A lane that ran nothing in between has no line.
+        let idle = parse_log_counters(&lanes((4, 5, 0.5), None, 3), None);
+        let activity = LogActivity::between(&before, &idle).expect("batches were committed");
+        assert!(activity.cpu_lanes.is_empty(), "{activity:?}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Prometheus text metrics: calls and errors by RPC and status code, latency histograms,
-//! manifests stored, log size, batch sizes and how long each batch took to commit. Kept in process-wide counters (one server per
-//! process) and served over plain HTTP on `--metrics ADDR`.
+//! manifests stored, log size, batch sizes, how long each batch took to commit, and how long
+//! CPU-bound tasks waited for a thread. Kept in process-wide counters (one server per process)
+//! and served over plain HTTP on `--metrics ADDR`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -101,8 +102,12 @@ impl Histogram {
 
 #[derive(Default)]
 struct Registry {
-    calls: BTreeMap<(String, String), u64>,
-    latency: BTreeMap<String, Histogram>,
+    /// Calls by RPC and status code (`tonic::Code as i32`, which is not `Ord` itself): every
+    /// call records here, so its keys are borrowed rather than allocated per call.
+    calls: BTreeMap<(&'static str, i32), u64>,
+    latency: BTreeMap<&'static str, Histogram>,
+    /// How long each CPU task waited for a thread, by the pool lane's thread name.
+    cpu_queue_wait: BTreeMap<&'static str, Histogram>,
     manifests: u64,
     log_size: u64,
     batches: u64,
@@ -120,15 +125,23 @@ fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
 }
 
 /// Records one finished call.
-pub fn record_call(rpc: &str, code: tonic::Code, elapsed: Duration) {
+pub fn record_call(rpc: &'static str, code: tonic::Code, elapsed: Duration) {
     with(|r| {
-        *r.calls
-            .entry((rpc.to_string(), format!("{code:?}")))
-            .or_default() += 1;
-        r.latency
-            .entry(rpc.to_string())
+        *r.calls.entry((rpc, code as i32)).or_default() += 1;
+        r.latency.entry(rpc).or_default().observe(BUCKETS, elapsed);
+    });
+}
+
+/// Records that a task of the CPU pool's `lane` (its threads' name) started after waiting
+/// `waited` for a thread. The count says which lane an input's size chose; the wait says
+/// whether canonicalizing and verifying are queued behind each other, which the calls'
+/// latency alone does not tell apart from their own work.
+pub fn record_cpu_task(lane: &'static str, waited: Duration) {
+    with(|r| {
+        r.cpu_queue_wait
+            .entry(lane)
             .or_default()
-            .observe(BUCKETS, elapsed);
+            .observe(BUCKETS, waited)
     });
 }
 
@@ -155,9 +168,10 @@ pub fn render() -> String {
         let mut out = String::new();
         out.push_str("# HELP byline_rpc_calls_total Calls by RPC and gRPC status code.\n# TYPE byline_rpc_calls_total counter\n");
         for ((rpc, code), n) in &r.calls {
+            let code = tonic::Code::from_i32(*code);
             let _ = writeln!(
                 out,
-                "byline_rpc_calls_total{{rpc=\"{rpc}\",code=\"{code}\"}} {n}"
+                "byline_rpc_calls_total{{rpc=\"{rpc}\",code=\"{code:?}\"}} {n}"
             );
         }
         out.push_str("# HELP byline_rpc_duration_seconds Call latency.\n# TYPE byline_rpc_duration_seconds histogram\n");
@@ -180,6 +194,15 @@ pub fn render() -> String {
             "",
             COMMIT_BUCKETS,
         );
+        out.push_str("# HELP byline_cpu_queue_wait_seconds How long a task of the canonicalizing and verifying threads waited for one, by lane (its count: the tasks the lane ran).\n# TYPE byline_cpu_queue_wait_seconds histogram\n");
+        for (lane, h) in &r.cpu_queue_wait {
+            h.render(
+                &mut out,
+                "byline_cpu_queue_wait_seconds",
+                &format!("lane=\"{lane}\""),
+                BUCKETS,
+            );
+        }
         out
     })
 }

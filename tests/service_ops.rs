@@ -1573,6 +1573,39 @@ async fn bench_sign_counts_only_logged_calls() {
         size >= counted,
         "the bench counted {counted} signed calls but the log holds {size} entries"
     );
+    // `--lookup` drives the store's reads instead (the articles just signed, so the lookups
+    // find them), on the store's own reader threads, and signs nothing.
+    let out = bench(
+        &[
+            "--lookup",
+            "--concurrency",
+            "16",
+            "--duration",
+            "1",
+            "--server-pid",
+            &pid,
+        ],
+        120,
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("unary Lookup by text digest"), "{stdout}");
+    let requests = stdout
+        .lines()
+        .find(|l| l.starts_with("requests"))
+        .unwrap_or_else(|| panic!("no requests line:\n{stdout}"));
+    assert!(requests.contains(" ok, 0 errors"), "{requests}");
+    assert!(!requests.starts_with("requests        0 ok"), "{requests}");
+    let threads = stdout
+        .lines()
+        .find(|l| l.starts_with("server threads"))
+        .unwrap_or_else(|| panic!("no server threads line:\n{stdout}"));
+    assert!(threads.contains("byline-sqlite-r "), "{threads}");
+    assert!(stdout.contains("server memory"), "{stdout}");
+    assert!(
+        !stdout.contains("ratio"),
+        "a lookup run has no signing ratio:\n{stdout}"
+    );
     // Paced at a rate no server keeps with four calls in flight, the run still ends, and says
     // that the throughput fell short of the rate (its latency then counts the calls' wait to
     // be sent).

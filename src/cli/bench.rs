@@ -69,6 +69,11 @@ pub struct BenchSignArgs {
     /// own cost per unary call on the same server and connections, for comparison.
     #[arg(long, conflicts_with = "stream")]
     echo: bool,
+    /// Call `Lookup` by each article's text digest instead of `Sign`: the store's reads under
+    /// load (its threads and connections), with no signing. On a fresh server the digests are
+    /// not in the log, and each lookup still reads the index to find that out.
+    #[arg(long, conflicts_with_all = ["stream", "echo"])]
+    lookup: bool,
     /// The server's metrics address (as given to `byline serve --metrics`), to report the
     /// log's batches and commit times during the load beside the calls' latency.
     #[arg(long, value_name = "ADDR")]
@@ -138,6 +143,18 @@ impl Workload {
             });
         }
         Ok(Workload { requests })
+    }
+
+    /// The text digest of request `i`'s article: the one it carries, or the SHA-256 of its
+    /// content (content mode; not the canonical text's, but a digest all the same).
+    fn text_digest(&self, i: usize) -> String {
+        match &self.requests[i % self.requests.len()].article {
+            Some(pb::sign_request::Article::Digests(d)) => d.text_sha256.clone(),
+            Some(pb::sign_request::Article::Content(c)) => {
+                crate::core::digest::Sha256Digest::of(&c.content).to_hex()
+            }
+            None => String::new(),
+        }
     }
 
     fn get(&self, i: usize) -> pb::SignRequest {
@@ -427,7 +444,7 @@ async fn run_unary(
         let chan = chans[w % chans.len()].clone();
         let mut client = pb::byline_client::BylineClient::new(chan.clone());
         let mut health = tonic_health::pb::health_client::HealthClient::new(chan);
-        let echo = a.echo;
+        let (echo, lookup) = (a.echo, a.lookup);
         let token = token.to_string();
         let work = work.clone();
         let counter = counter.clone();
@@ -462,6 +479,15 @@ async fn run_unary(
                     health
                         .check(tonic_health::pb::HealthCheckRequest {
                             service: String::new(),
+                        })
+                        .await
+                        .is_ok()
+                } else if lookup {
+                    client
+                        .lookup(pb::LookupRequest {
+                            digest: Some(pb::lookup_request::Digest::TextSha256(
+                                work.text_digest(i),
+                            )),
                         })
                         .await
                         .is_ok()
@@ -600,6 +626,8 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
             "SignStream".to_string()
         } else if a.echo {
             "unary Health/Check (bare transport echo, no signing)".to_string()
+        } else if a.lookup {
+            "unary Lookup by text digest (the store's reads, no signing)".to_string()
         } else {
             match a.rate {
                 Some(r) => format!("unary Sign paced to {r:.0}/s"),
@@ -612,7 +640,11 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
     );
     // Only unary Sign's time in the server is one call's: SignStream's is recorded once per
     // stream, as it opens, and the echo's not at all.
-    let rpc = (!a.stream && !a.echo).then_some("Sign");
+    let rpc = if a.lookup {
+        Some("Lookup")
+    } else {
+        (!a.stream && !a.echo).then_some("Sign")
+    };
     let scrape_now = || {
         a.metrics
             .as_deref()
@@ -624,7 +656,7 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
     let idle_rss = a.server_pid.and_then(rss_mib);
     // The raw rate is read twice, with the server idle before and after the load: on a shared
     // machine one reading can be off by a third, and the spread shows how far to trust the ratio.
-    let raw_before = if a.echo {
+    let raw_before = if a.echo || a.lookup {
         None
     } else {
         Some(raw_rate_beside(a.server_pid, RAW_RATE_WINDOW)?)
@@ -700,7 +732,13 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
         }
         _ => None,
     };
-    if a.echo {
+    let print_memory = || {
+        if let Some(idle) = idle_rss {
+            let peak = *peak_rss.lock().unwrap_or_else(|e| e.into_inner());
+            println!("server memory   {idle:.1} MiB resident idle, {peak:.1} MiB peak under load");
+        }
+    };
+    if a.echo || a.lookup {
         if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
             let cores = (after - before) / run.elapsed.as_secs_f64();
             println!(
@@ -711,6 +749,7 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
         if let Some(line) = &thread_split {
             println!("{line}");
         }
+        print_memory();
         return Ok(EXIT_OK);
     }
     let (raw_after, where_measured) = raw_rate_beside(a.server_pid, RAW_RATE_WINDOW)?;
@@ -744,10 +783,7 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
             rate / raw
         );
     }
-    if let Some(idle) = idle_rss {
-        let peak = *peak_rss.lock().unwrap_or_else(|e| e.into_inner());
-        println!("server memory   {idle:.1} MiB resident idle, {peak:.1} MiB peak under load");
-    }
+    print_memory();
     Ok(EXIT_OK)
 }
 

@@ -1,16 +1,17 @@
 //! The embedded SQLite backend: one file under `data/`, WAL with `synchronous=FULL`, so that an
 //! append is on disk when its transaction commits. Every connection is rusqlite's (one SQLite
 //! layer; sqlx serves PostgreSQL only). Reads, migrations and token and publisher writes run
-//! on a small pool of connections, each call on tokio's blocking threads; the log's own writes
-//! (appends, checkpoints) run on the append thread of `sqlite_append`.
+//! on a small pool of threads, each with its connection; the log's own writes (appends,
+//! checkpoints) run on the append thread of `sqlite_append`.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
-use tokio::sync::Semaphore;
 
 use crate::core::manifest::Timestamp;
 use crate::core::merkle::{CompactRange, Hash, NodeId};
@@ -137,8 +138,8 @@ impl From<rusqlite::types::FromSqlError> for StoreError {
     }
 }
 
-/// At most this many pooled connections read (and write tokens, publishers, the log's
-/// identity) at once; more callers wait for one.
+/// At most this many pool threads, each with its connection, read (and write tokens,
+/// publishers, the log's identity) at once; more callers' work waits in the pool's queue.
 const POOL_CONNECTIONS: usize = 8;
 
 /// The SQLite store.
@@ -174,11 +175,7 @@ impl SqliteStore {
             })?;
         }
         let path = path.to_string();
-        let pool = Arc::new(ConnectionPool {
-            path: path.clone(),
-            idle: Mutex::new(Vec::new()),
-            slots: Arc::new(Semaphore::new(POOL_CONNECTIONS)),
-        });
+        let pool = Arc::new(ConnectionPool::new(path.clone(), POOL_CONNECTIONS));
         // The first connection creates the file and switches it to WAL; open it before the
         // append thread's, so that they do not race for that moment of exclusive access. A
         // file of a newer layout is refused before the append and checkpoint threads start,
@@ -240,48 +237,186 @@ pub fn open_connection(path: &str) -> Result<rusqlite::Connection, StoreError> {
     Ok(conn)
 }
 
-/// Up to [`POOL_CONNECTIONS`] connections, opened as needed and kept for the next caller.
+/// What a thread of the pool runs: the work, given the thread's connection, and the sending
+/// of its outcome.
+type PoolJob = Box<dyn FnOnce(&mut ThreadConnection) + Send>;
+
+/// Up to [`POOL_CONNECTIONS`] threads (`byline-sqlite-r`), each with a connection of its own,
+/// started as calls need them and taking the calls' work from one queue.
+///
+/// A semaphore of eight permits in front of tokio's blocking threads started 35 of those
+/// threads under a `Lookup` load of 64 calls in flight on one core (twenty-first session,
+/// docs/BENCHMARKS.md): a permit came back when the work ended, before its thread was idle
+/// again, so tokio started another for the next call. The pool's own threads keep the bound.
 #[derive(Debug)]
 struct ConnectionPool {
     path: String,
-    idle: Mutex<Vec<rusqlite::Connection>>,
-    slots: Arc<Semaphore>,
+    /// Taken by `Drop`, which closes the queue so that the threads end.
+    queue: Option<mpsc::Sender<PoolJob>>,
+    jobs: Arc<Mutex<mpsc::Receiver<PoolJob>>>,
+    /// The most threads it starts ([`POOL_CONNECTIONS`] for a store).
+    max_threads: usize,
+    /// The threads started.
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The threads waiting for work less the calls' work waiting for a thread: below zero,
+    /// a call found no thread free, and another is started if there is room.
+    spare: Arc<AtomicIsize>,
+}
+
+/// A pool thread's connection, opened on the thread's first call.
+struct ThreadConnection {
+    path: String,
+    conn: Option<rusqlite::Connection>,
+}
+
+impl ThreadConnection {
+    /// The thread's connection, opened now if it has none.
+    fn get(&mut self) -> Result<&mut rusqlite::Connection, StoreError> {
+        match &mut self.conn {
+            Some(conn) => Ok(conn),
+            empty => Ok(empty.insert(open_connection(&self.path)?)),
+        }
+    }
 }
 
 impl ConnectionPool {
-    /// Runs `work` with a pooled connection on tokio's blocking threads, so a slow query or a
-    /// wait for the write lock never holds up the async threads.
+    /// A pool of up to `max_threads` threads (at least one) for the database file at `path`,
+    /// with no thread started yet.
+    fn new(path: String, max_threads: usize) -> ConnectionPool {
+        let (queue, jobs) = mpsc::channel();
+        ConnectionPool {
+            path,
+            queue: Some(queue),
+            jobs: Arc::new(Mutex::new(jobs)),
+            max_threads: max_threads.max(1),
+            threads: Mutex::new(Vec::new()),
+            spare: Arc::new(AtomicIsize::new(0)),
+        }
+    }
+
+    /// Runs `work` with a pool thread's connection, so a slow query or a wait for the write
+    /// lock never holds up the async threads. A call dropped while its work waits in the
+    /// queue takes the work with it.
     async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let slot = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| StoreError::Unavailable("the SQLite pool is closed".into()))?;
-        let pool = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            let idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-            let mut conn = match idle {
-                Some(conn) => conn,
-                None => open_connection(&pool.path)?,
-            };
-            let result = work(&mut conn);
-            // A connection left inside a transaction by a failed call is not reused.
-            if conn.is_autocommit() {
-                pool.idle
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(conn);
+        let (answer, outcome) = tokio::sync::oneshot::channel();
+        let job: PoolJob = Box::new(move |thread: &mut ThreadConnection| {
+            if answer.is_closed() {
+                return;
             }
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("an SQLite call failed: {e}")))?
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                let conn = thread.get()?;
+                let result = work(conn);
+                // A connection left inside a transaction by a failed call is not reused.
+                if !conn.is_autocommit() {
+                    thread.conn = None;
+                }
+                result
+            }));
+            let _ = answer.send(result.unwrap_or_else(|panic| {
+                // The connection may be mid-transaction; the next call opens another.
+                thread.conn = None;
+                Err(StoreError::Unavailable(format!(
+                    "an SQLite call failed: {}",
+                    panic_message(panic.as_ref())
+                )))
+            }));
+        });
+        // This work takes a thread that waits, or needs another.
+        if self.spare.fetch_sub(1, Ordering::AcqRel) <= 0 {
+            if let Err(e) = self.start_thread() {
+                self.spare.fetch_add(1, Ordering::AcqRel);
+                return Err(e);
+            }
+        }
+        if let Some(Err(_)) | None = self.queue.as_ref().map(|queue| queue.send(job)) {
+            self.spare.fetch_add(1, Ordering::AcqRel);
+            return Err(StoreError::Unavailable("the SQLite pool is closed".into()));
+        }
+        outcome
+            .await
+            .map_err(|_| StoreError::Unavailable("an SQLite call ended without an answer".into()))?
+    }
+
+    /// Starts another thread unless `max_threads` have started. A thread the operating system
+    /// refuses is an error only when there is none to take the call.
+    fn start_thread(&self) -> Result<(), StoreError> {
+        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        if threads.len() >= self.max_threads {
+            return Ok(());
+        }
+        let (jobs, spare) = (self.jobs.clone(), self.spare.clone());
+        let mut thread = ThreadConnection {
+            path: self.path.clone(),
+            conn: None,
+        };
+        let spawned = std::thread::Builder::new()
+            .name("byline-sqlite-r".into())
+            .spawn(move || loop {
+                spare.fetch_add(1, Ordering::AcqRel);
+                // The lock is held only while waiting: the thread that takes a job lets the
+                // next idle thread wait for the following one. Taking a job leaves `spare` as
+                // it is: the job counted itself off when it was queued.
+                let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                match next {
+                    // A job catches its work's panic; one from sending the answer is caught
+                    // here, so the pool keeps its threads.
+                    Ok(job) => {
+                        if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut thread))).is_err()
+                        {
+                            thread.conn = None;
+                        }
+                    }
+                    Err(mpsc::RecvError) => break,
+                }
+            });
+        match spawned {
+            Ok(handle) => {
+                threads.push(handle);
+                Ok(())
+            }
+            Err(e) if threads.is_empty() => Err(StoreError::Unavailable(format!(
+                "cannot start a thread for the SQLite store's reads: {e}"
+            ))),
+            Err(e) => {
+                tracing::warn!("cannot start another SQLite reader thread: {e}");
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for ConnectionPool {
+    /// Closes the queue and waits for the threads to finish what they took, so that every
+    /// connection is closed when the store is gone (a test or a tool may open the file next).
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        let threads = std::mem::take(
+            self.threads
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        let me = std::thread::current().id();
+        for handle in threads {
+            // A pool dropped by its own work (never, today) cannot wait for itself.
+            if handle.thread().id() != me {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// The message a panic carried, when it was a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s
+    } else {
+        "it panicked"
     }
 }
 
@@ -1115,5 +1250,93 @@ impl Store for SqliteStore {
 
     async fn lookup_exact(&self, sha256: &str) -> Result<Vec<EntryRecord>, StoreError> {
         self.lookup_digest(DigestColumn::Exact, sha256).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    async fn store_in(dir: &tempfile::TempDir) -> SqliteStore {
+        SqliteStore::open(&format!("sqlite://{}", dir.path().join("log.db").display()))
+            .await
+            .expect("open the store")
+    }
+
+    /// Under many calls at once the reads stay on a few threads of the pool's own. Behind a
+    /// semaphore on tokio's blocking threads, 64 `Lookup` calls in flight had started 35.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_calls_at_once_run_on_at_most_the_pool_s_own_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(&dir).await;
+        let calls: Vec<_> = (0..256)
+            .map(|_| {
+                let pool = store.pool.clone();
+                tokio::spawn(async move {
+                    pool.run(|conn| {
+                        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                            r.get::<_, i64>(0)
+                        })?;
+                        // Long enough that the calls overlap.
+                        std::thread::sleep(Duration::from_micros(300));
+                        let thread = std::thread::current();
+                        Ok((thread.id(), thread.name().map(str::to_owned)))
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut threads = HashSet::new();
+        for call in calls {
+            let (id, name) = call.await.unwrap().expect("the read");
+            assert_eq!(name.as_deref(), Some("byline-sqlite-r"));
+            threads.insert(id);
+        }
+        assert!(
+            (2..=POOL_CONNECTIONS).contains(&threads.len()),
+            "{} threads ran the calls",
+            threads.len()
+        );
+    }
+
+    /// A call that fails inside a transaction does not hand its open transaction to the next
+    /// call, and a panic in a call is that call's error, not the pool's end.
+    #[tokio::test]
+    async fn a_failed_or_panicking_call_leaves_the_next_a_clean_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        // One thread, so that every call gets the connection the last one left.
+        let pool = Arc::new(ConnectionPool::new(
+            dir.path().join("log.db").display().to_string(),
+            1,
+        ));
+        let err = pool
+            .run(|conn| -> Result<(), StoreError> {
+                conn.execute_batch("BEGIN; SELECT 1 FROM sqlite_master")?;
+                Err(StoreError::Corrupt("stopped halfway".into()))
+            })
+            .await
+            .expect_err("the call fails");
+        assert!(err.to_string().contains("stopped halfway"), "{err}");
+        let autocommit = pool.run(|conn| Ok(conn.is_autocommit())).await.unwrap();
+        assert!(
+            autocommit,
+            "the next call got the failed call's transaction"
+        );
+
+        let err = pool
+            .run(|conn| -> Result<(), StoreError> {
+                conn.execute_batch("BEGIN")?;
+                panic!("a bug in the read");
+            })
+            .await
+            .expect_err("the call fails");
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(err.to_string().contains("a bug in the read"), "{err}");
+        let autocommit = pool.run(|conn| Ok(conn.is_autocommit())).await.unwrap();
+        assert!(
+            autocommit,
+            "the next call got the panicked call's transaction"
+        );
     }
 }

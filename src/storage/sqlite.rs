@@ -244,10 +244,11 @@ type PoolJob = Box<dyn FnOnce(&mut ThreadConnection) + Send>;
 /// Up to [`POOL_CONNECTIONS`] threads (`byline-sqlite-r`), each with a connection of its own,
 /// started as calls need them and taking the calls' work from one queue.
 ///
-/// A semaphore of eight permits in front of tokio's blocking threads started 35 of those
-/// threads under a `Lookup` load of 64 calls in flight on one core (twenty-first session,
-/// docs/BENCHMARKS.md): a permit came back when the work ended, before its thread was idle
-/// again, so tokio started another for the next call. The pool's own threads keep the bound.
+/// A semaphore of eight permits in front of tokio's blocking threads had started 51–64 of
+/// those threads under a `Lookup` load of 64 calls in flight on one core (twenty-first
+/// session, docs/BENCHMARKS.md): a permit came back when the work ended, before its thread was
+/// idle again, so tokio started another for the next call. The pool's own threads keep the
+/// bound, and the same load cost a third less CPU per call on them.
 #[derive(Debug)]
 struct ConnectionPool {
     path: String,
@@ -1265,7 +1266,7 @@ mod tests {
     }
 
     /// Under many calls at once the reads stay on a few threads of the pool's own. Behind a
-    /// semaphore on tokio's blocking threads, 64 `Lookup` calls in flight had started 35.
+    /// semaphore on tokio's blocking threads, 64 `Lookup` calls in flight had started 51–64.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_calls_at_once_run_on_at_most_the_pool_s_own_threads() {
         let dir = tempfile::tempdir().unwrap();

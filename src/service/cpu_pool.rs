@@ -166,23 +166,12 @@ impl Lane {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(panic)) => Err(Status::internal(format!(
                 "{what} task failed: {}",
-                panic_message(panic.as_ref())
+                crate::panic_message(panic.as_ref())
             ))),
             Err(_) => Err(Status::internal(format!(
                 "{what} task failed: it ended without an answer"
             ))),
         }
-    }
-}
-
-/// The message a panic carried, when it was a string.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s
-    } else {
-        "it panicked"
     }
 }
 

@@ -322,7 +322,7 @@ impl ConnectionPool {
                 thread.conn = None;
                 Err(StoreError::Unavailable(format!(
                     "an SQLite call failed: {}",
-                    panic_message(panic.as_ref())
+                    crate::panic_message(panic.as_ref())
                 )))
             }));
         });
@@ -407,17 +407,6 @@ impl Drop for ConnectionPool {
                 let _ = handle.join();
             }
         }
-    }
-}
-
-/// The message a panic carried, when it was a string.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s
-    } else {
-        "it panicked"
     }
 }
 

@@ -1584,6 +1584,8 @@ async fn bench_sign_counts_only_logged_calls() {
             "1",
             "--server-pid",
             &pid,
+            "--metrics",
+            &metrics,
         ],
         120,
     );
@@ -1602,6 +1604,19 @@ async fn bench_sign_counts_only_logged_calls() {
         .unwrap_or_else(|| panic!("no server threads line:\n{stdout}"));
     assert!(threads.contains("byline-sqlite-r "), "{threads}");
     assert!(stdout.contains("server memory"), "{stdout}");
+    // Lookups commit nothing, and their time in the server is still reported.
+    assert!(
+        stdout.contains("log commits     none during the load"),
+        "{stdout}"
+    );
+    let in_server = stdout
+        .lines()
+        .find(|l| l.starts_with("in the server"))
+        .unwrap_or_else(|| panic!("no in the server line:\n{stdout}"));
+    assert!(
+        !in_server.starts_with("in the server   0 calls"),
+        "{in_server}"
+    );
     assert!(
         !stdout.contains("ratio"),
         "a lookup run has no signing ratio:\n{stdout}"

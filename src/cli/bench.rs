@@ -71,7 +71,8 @@ pub struct BenchSignArgs {
     echo: bool,
     /// Call `Lookup` by each article's text digest instead of `Sign`: the store's reads under
     /// load (its threads and connections), with no signing. On a fresh server the digests are
-    /// not in the log, and each lookup still reads the index to find that out.
+    /// not in the log, and each lookup still reads the index to find that out; in content
+    /// mode the digest is the content's own SHA-256, which no entry has.
     #[arg(long, conflicts_with_all = ["stream", "echo"])]
     lookup: bool,
     /// The server's metrics address (as given to `byline serve --metrics`), to report the
@@ -638,8 +639,9 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
         a.connections,
         a.duration
     );
-    // Only unary Sign's time in the server is one call's: SignStream's is recorded once per
-    // stream, as it opens, and the echo's not at all.
+    // Only a unary call's time in the server is one call's (Sign's, or Lookup's with
+    // `--lookup`): SignStream's is recorded once per stream, as it opens, and the echo's not
+    // at all.
     let rpc = if a.lookup {
         Some("Lookup")
     } else {
@@ -798,8 +800,9 @@ fn log_lines(before: &LogCounters, after: &LogCounters) -> String {
             "over the last bucket".to_string()
         }
     };
+    let none = "log commits     none during the load (the server's metrics)".to_string();
     let Some(log) = LogActivity::between(before, after) else {
-        return "log commits     none during the load (the server's metrics)".to_string();
+        return none;
     };
     // How many took longer than the half-load target's bound, counted by the server.
     let over = |observed: &Observed| match observed.over_tail_bound {
@@ -810,16 +813,19 @@ fn log_lines(before: &LogCounters, after: &LogCounters) -> String {
         ),
         None => String::new(),
     };
-    let mut lines = format!(
-        "log commits     {:.0} batches, {:.1} entries each on average; commit time mean {}, \
-         p50 <= {}, p99 <= {}{} (the server's metrics; p50/p99 as bucket bounds)",
-        log.batches,
-        log.entries / log.batches,
-        ms(log.commits.mean),
-        ms(log.commits.p50),
-        ms(log.commits.p99),
-        over(&log.commits)
-    );
+    let mut lines = match &log.commits {
+        Some(commits) => format!(
+            "log commits     {:.0} batches, {:.1} entries each on average; commit time mean {}, \
+             p50 <= {}, p99 <= {}{} (the server's metrics; p50/p99 as bucket bounds)",
+            log.batches,
+            log.entries / log.batches,
+            ms(commits.mean),
+            ms(commits.p50),
+            ms(commits.p99),
+            over(commits)
+        ),
+        None => none,
+    };
     if let Some(calls) = log.calls {
         lines.push_str(&format!(
             "\nin the server   {:.0} calls: mean {}, p50 <= {}, p99 <= {}{}",
@@ -952,6 +958,19 @@ mod tests {
             "{lines}"
         );
         assert!(!lines.contains("byline-cpu-big"), "{lines}");
+
+        // A load that commits nothing (lookups) still reports its calls' time in the server.
+        let calls = |within: f64, all: f64, sum: f64| LogCounters {
+            calls: histogram(&[(0.01, within), (f64::INFINITY, all)], sum),
+            ..log(1.0, ServedHistogram::default())
+        };
+        let lines = log_lines(&calls(10.0, 10.0, 0.01), &calls(108.0, 110.0, 0.21));
+        assert_eq!(
+            lines,
+            "log commits     none during the load (the server's metrics)\n\
+             in the server   100 calls: mean 2.00 ms, p50 <= 10.00 ms, \
+             p99 <= over the last bucket; 2 (2.00 %) over 10.00 ms"
+        );
     }
 
     #[test]

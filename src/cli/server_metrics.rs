@@ -61,15 +61,16 @@ pub struct Observed {
 
 pub use crate::service::metrics::TAIL_BOUND_SECONDS;
 
-/// What happened to the log between two scrapes.
+/// What the server did between two scrapes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogActivity {
     /// Batches committed in between.
     pub batches: f64,
     /// Entries appended in between.
     pub entries: f64,
-    /// The batches' commit times.
-    pub commits: Observed,
+    /// The batches' commit times, if any batch was committed in between (a load of lookups
+    /// commits none).
+    pub commits: Option<Observed>,
     /// The calls' times inside the server, if any call finished in between.
     pub calls: Option<Observed>,
     /// How long the CPU pool's tasks that started in between waited for a thread, for each
@@ -258,17 +259,18 @@ impl Observed {
 }
 
 impl LogActivity {
-    /// What the log did from `before` to `after` (two scrapes of one server); `None` if it
-    /// committed no batch in between.
+    /// What the server did from `before` to `after` (two scrapes of one server); `None` if it
+    /// committed no batch, finished no call of the RPC read and ran no CPU task in between.
     pub fn between(before: &LogCounters, after: &LogCounters) -> Option<LogActivity> {
         let batches = after.batches - before.batches;
-        if batches <= 0.0 {
-            return None;
-        }
-        Some(LogActivity {
+        let activity = LogActivity {
             batches,
             entries: after.entries - before.entries,
-            commits: Observed::between(&before.commits, &after.commits)?,
+            commits: if batches > 0.0 {
+                Observed::between(&before.commits, &after.commits)
+            } else {
+                None
+            },
             calls: Observed::between(&before.calls, &after.calls),
             cpu_lanes: after
                 .cpu_lanes
@@ -283,7 +285,10 @@ impl LogActivity {
                     Some((lane.clone(), Observed::between(&earlier, histogram)?))
                 })
                 .collect(),
-        })
+        };
+        let idle =
+            activity.commits.is_none() && activity.calls.is_none() && activity.cpu_lanes.is_empty();
+        (!idle).then_some(activity)
     }
 }
 
@@ -389,15 +394,13 @@ mod tests {
         let activity = LogActivity::between(&before, &after).expect("batches were committed");
         assert_eq!(activity.batches, 100.0);
         assert_eq!(activity.entries, 1000.0);
-        assert_eq!(activity.commits.count, 100.0);
-        assert!(
-            (activity.commits.mean - 0.003).abs() < 1e-12,
-            "{activity:?}"
-        );
-        assert_eq!(activity.commits.p50, 0.001);
-        assert_eq!(activity.commits.p99, 0.01);
+        let commits = activity.commits.as_ref().expect("commits observed");
+        assert_eq!(commits.count, 100.0);
+        assert!((commits.mean - 0.003).abs() < 1e-12, "{activity:?}");
+        assert_eq!(commits.p50, 0.001);
+        assert_eq!(commits.p99, 0.01);
         // The one batch past 10 ms in between; the one before the load is not counted.
-        assert_eq!(activity.commits.over_tail_bound, Some(1.0));
+        assert_eq!(commits.over_tail_bound, Some(1.0));
         let calls = activity.calls.expect("calls finished");
         assert_eq!(calls.count, 1000.0);
         assert_eq!(calls.p50, 0.005);

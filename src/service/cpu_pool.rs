@@ -66,8 +66,8 @@ impl CpuPool {
 
     /// Runs `work`, whose input is `input_bytes` long, on a thread of the lane for its size
     /// once one is free; `what` names the work in the error when it fails (a panic inside it).
-    /// A call dropped while its task waits in the queue (its client went away) takes the task
-    /// with it: the work does not run.
+    /// The task of a call dropped while it waits in the queue (its client went away) stays
+    /// there until a thread takes it, and is then skipped: the work does not run.
     pub async fn run<T: Send + 'static>(
         &self,
         what: &str,

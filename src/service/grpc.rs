@@ -810,7 +810,7 @@ fn size_or_latest(field: &str, requested: u64, latest: u64) -> Result<u64, Statu
     }
 }
 
-fn observe<T>(rpc: &'static str, started: Instant, result: &Result<T, Status>) {
+fn observe<T>(rpc: &str, started: Instant, result: &Result<T, Status>) {
     let code = match result {
         Ok(_) => tonic::Code::Ok,
         Err(s) => s.code(),

@@ -102,10 +102,8 @@ impl Histogram {
 
 #[derive(Default)]
 struct Registry {
-    /// Calls by RPC and status code (`tonic::Code as i32`, which is not `Ord` itself): every
-    /// call records here, so its keys are borrowed rather than allocated per call.
-    calls: BTreeMap<(&'static str, i32), u64>,
-    latency: BTreeMap<&'static str, Histogram>,
+    calls: BTreeMap<(String, String), u64>,
+    latency: BTreeMap<String, Histogram>,
     /// How long each CPU task waited for a thread, by the pool lane's thread name.
     cpu_queue_wait: BTreeMap<&'static str, Histogram>,
     manifests: u64,
@@ -125,10 +123,15 @@ fn with<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
 }
 
 /// Records one finished call.
-pub fn record_call(rpc: &'static str, code: tonic::Code, elapsed: Duration) {
+pub fn record_call(rpc: &str, code: tonic::Code, elapsed: Duration) {
     with(|r| {
-        *r.calls.entry((rpc, code as i32)).or_default() += 1;
-        r.latency.entry(rpc).or_default().observe(BUCKETS, elapsed);
+        *r.calls
+            .entry((rpc.to_string(), format!("{code:?}")))
+            .or_default() += 1;
+        r.latency
+            .entry(rpc.to_string())
+            .or_default()
+            .observe(BUCKETS, elapsed);
     });
 }
 
@@ -168,10 +171,9 @@ pub fn render() -> String {
         let mut out = String::new();
         out.push_str("# HELP byline_rpc_calls_total Calls by RPC and gRPC status code.\n# TYPE byline_rpc_calls_total counter\n");
         for ((rpc, code), n) in &r.calls {
-            let code = tonic::Code::from_i32(*code);
             let _ = writeln!(
                 out,
-                "byline_rpc_calls_total{{rpc=\"{rpc}\",code=\"{code:?}\"}} {n}"
+                "byline_rpc_calls_total{{rpc=\"{rpc}\",code=\"{code}\"}} {n}"
             );
         }
         out.push_str("# HELP byline_rpc_duration_seconds Call latency.\n# TYPE byline_rpc_duration_seconds histogram\n");

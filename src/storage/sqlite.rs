@@ -296,8 +296,8 @@ impl ConnectionPool {
     }
 
     /// Runs `work` with a pool thread's connection, so a slow query or a wait for the write
-    /// lock never holds up the async threads. A call dropped while its work waits in the
-    /// queue takes the work with it.
+    /// lock never holds up the async threads. The work of a call dropped while it waits in
+    /// the queue stays there until a thread takes it, and is then skipped.
     async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,

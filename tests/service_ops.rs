@@ -1477,6 +1477,15 @@ async fn metrics_request_split_in_two_writes() {
     server.assert_no_panic();
 }
 
+/// The line of a `byline bench sign` report that starts with `label`; a report without it
+/// fails the test, showing the whole report.
+fn report_line<'a>(report: &'a str, label: &str) -> &'a str {
+    report
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no {label} line:\n{report}"))
+}
+
 /// `byline bench sign` drives the real server, over SignStream and over unary Sign, and counts
 /// as answered only calls the log holds: no errors, a non-zero count in each mode, and no more
 /// calls counted than entries logged (its warm-up calls are logged but not counted). A stream
@@ -1525,26 +1534,17 @@ async fn bench_sign_counts_only_logged_calls() {
             "stream {stream}: {stdout}{}",
             text(&out.stderr)
         );
-        let requests = stdout
-            .lines()
-            .find(|l| l.starts_with("requests"))
-            .unwrap_or_else(|| panic!("no requests line:\n{stdout}"));
+        let requests = report_line(&stdout, "requests");
         assert!(requests.contains(" ok, 0 errors"), "{requests}");
         let ok: u64 = requests.split_whitespace().nth(1).unwrap().parse().unwrap();
         assert!(ok > 0, "stream {stream}: nothing was signed:\n{stdout}");
         assert!(stdout.contains("ratio"), "no ratio printed:\n{stdout}");
         // The server's CPU split among its threads: the SQLite store's append thread wrote
         // every logged entry, so it has a share.
-        let threads = stdout
-            .lines()
-            .find(|l| l.starts_with("server threads"))
-            .unwrap_or_else(|| panic!("no server threads line:\n{stdout}"));
+        let threads = report_line(&stdout, "server threads");
         assert!(threads.contains("byline-sqlite-a "), "{threads}");
         // The server's metrics, read before and after the load: the batches it committed.
-        let log = stdout
-            .lines()
-            .find(|l| l.starts_with("log commits"))
-            .unwrap_or_else(|| panic!("no log commits line:\n{stdout}"));
+        let log = report_line(&stdout, "log commits");
         let batches: u64 = log
             .split_whitespace()
             .nth(2)
@@ -1592,16 +1592,10 @@ async fn bench_sign_counts_only_logged_calls() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(stdout.contains("unary Lookup by text digest"), "{stdout}");
-    let requests = stdout
-        .lines()
-        .find(|l| l.starts_with("requests"))
-        .unwrap_or_else(|| panic!("no requests line:\n{stdout}"));
+    let requests = report_line(&stdout, "requests");
     assert!(requests.contains(" ok, 0 errors"), "{requests}");
     assert!(!requests.starts_with("requests        0 ok"), "{requests}");
-    let threads = stdout
-        .lines()
-        .find(|l| l.starts_with("server threads"))
-        .unwrap_or_else(|| panic!("no server threads line:\n{stdout}"));
+    let threads = report_line(&stdout, "server threads");
     assert!(threads.contains("byline-sqlite-r "), "{threads}");
     assert!(stdout.contains("server memory"), "{stdout}");
     // Lookups commit nothing, and their time in the server is still reported.
@@ -1609,10 +1603,7 @@ async fn bench_sign_counts_only_logged_calls() {
         stdout.contains("log commits     none during the load"),
         "{stdout}"
     );
-    let in_server = stdout
-        .lines()
-        .find(|l| l.starts_with("in the server"))
-        .unwrap_or_else(|| panic!("no in the server line:\n{stdout}"));
+    let in_server = report_line(&stdout, "in the server");
     assert!(
         !in_server.starts_with("in the server   0 calls"),
         "{in_server}"
@@ -1620,6 +1611,14 @@ async fn bench_sign_counts_only_logged_calls() {
     assert!(
         !stdout.contains("ratio"),
         "a lookup run has no signing ratio:\n{stdout}"
+    );
+    // Content mode carries no text digests to look up: refused before any load.
+    let out = bench(&["--lookup", "--mode", "content", "--duration", "1"], 60);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("--lookup looks articles up by the text digests of digest mode"),
+        "{stderr}"
     );
     // Paced at a rate no server keeps with four calls in flight, the run still ends, and says
     // that the throughput fell short of the rate (its latency then counts the calls' wait to

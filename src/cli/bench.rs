@@ -69,10 +69,10 @@ pub struct BenchSignArgs {
     /// own cost per unary call on the same server and connections, for comparison.
     #[arg(long, conflicts_with = "stream")]
     echo: bool,
-    /// Call `Lookup` by each article's text digest instead of `Sign`: the store's reads under
-    /// load (its threads and connections), with no signing. On a fresh server the digests are
-    /// not in the log, and each lookup still reads the index to find that out; in content
-    /// mode the digest is the content's own SHA-256, which no entry has.
+    /// Call `Lookup` by each article's text digest instead of `Sign` (digest mode only): the
+    /// store's reads under load (its threads and connections), with no signing. On a fresh
+    /// server the digests are not in the log, and each lookup still reads the index to find
+    /// that out.
     #[arg(long, conflicts_with_all = ["stream", "echo"])]
     lookup: bool,
     /// The server's metrics address (as given to `byline serve --metrics`), to report the
@@ -146,15 +146,12 @@ impl Workload {
         Ok(Workload { requests })
     }
 
-    /// The text digest of request `i`'s article: the one it carries, or the SHA-256 of its
-    /// content (content mode; not the canonical text's, but a digest all the same).
+    /// The text digest request `i` carries (digest mode; empty in content mode, which
+    /// `--lookup` refuses).
     fn text_digest(&self, i: usize) -> String {
         match &self.requests[i % self.requests.len()].article {
             Some(pb::sign_request::Article::Digests(d)) => d.text_sha256.clone(),
-            Some(pb::sign_request::Article::Content(c)) => {
-                crate::core::digest::Sha256Digest::of(&c.content).to_hex()
-            }
-            None => String::new(),
+            _ => String::new(),
         }
     }
 
@@ -610,6 +607,10 @@ async fn run_stream(
 
 /// `byline bench sign`.
 pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
+    if a.lookup && a.mode != Mode::Digest {
+        bail!("--lookup looks articles up by the text digests of digest mode: use --mode digest");
+    }
+    let signs = !a.echo && !a.lookup;
     let token = super::remote::token_from_env()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -645,7 +646,7 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
     let rpc = if a.lookup {
         Some("Lookup")
     } else {
-        (!a.stream && !a.echo).then_some("Sign")
+        (signs && !a.stream).then_some("Sign")
     };
     let scrape_now = || {
         a.metrics
@@ -658,10 +659,10 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
     let idle_rss = a.server_pid.and_then(rss_mib);
     // The raw rate is read twice, with the server idle before and after the load: on a shared
     // machine one reading can be off by a third, and the spread shows how far to trust the ratio.
-    let raw_before = if a.echo || a.lookup {
-        None
-    } else {
+    let raw_before = if signs {
         Some(raw_rate_beside(a.server_pid, RAW_RATE_WINDOW)?)
+    } else {
+        None
     };
     // Warm-up, not measured.
     rt.block_on(async {
@@ -740,7 +741,7 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
             println!("server memory   {idle:.1} MiB resident idle, {peak:.1} MiB peak under load");
         }
     };
-    if a.echo || a.lookup {
+    if !signs {
         if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
             let cores = (after - before) / run.elapsed.as_secs_f64();
             println!(
@@ -881,7 +882,7 @@ mod tests {
             entries: 100.0,
             commits: histogram(&[(0.005, 10.0), (0.01, 10.0), (f64::INFINITY, 10.0)], 0.01),
             calls: histogram(&[(0.005, 90.0), (0.01, 95.0), (f64::INFINITY, 100.0)], 0.2),
-            cpu_lanes: vec![],
+            cpu_lanes: BTreeMap::new(),
         };
         // 20 batches, two of them over 10 ms; 400 calls, 8 of them over 10 ms.
         let after = LogCounters {
@@ -892,7 +893,7 @@ mod tests {
                 &[(0.005, 480.0), (0.01, 487.0), (f64::INFINITY, 500.0)],
                 1.0,
             ),
-            cpu_lanes: vec![],
+            cpu_lanes: BTreeMap::new(),
         };
         let lines = log_lines(&before, &after);
         assert!(
@@ -928,13 +929,13 @@ mod tests {
             entries: commits,
             commits: histogram(&[(0.01, commits), (f64::INFINITY, commits)], commits),
             calls: ServedHistogram::default(),
-            cpu_lanes: vec![
+            cpu_lanes: BTreeMap::from([
                 ("byline-cpu".into(), small),
                 (
                     "byline-cpu-big".into(),
                     histogram(&[(0.01, 1.0), (f64::INFINITY, 1.0)], 0.5),
                 ),
-            ],
+            ]),
         };
         let before = log(
             1.0,

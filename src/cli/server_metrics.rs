@@ -6,6 +6,7 @@
 //! its commits took (waiting on the disk), how many entries shared each and (in content mode)
 //! how long articles queued for a thread.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -38,8 +39,8 @@ pub struct LogCounters {
     /// empty when none was named).
     pub calls: ServedHistogram,
     /// How long the CPU pool's tasks waited for a thread
-    /// (`byline_cpu_queue_wait_seconds`), by lane, in the order served.
-    pub cpu_lanes: Vec<(String, ServedHistogram)>,
+    /// (`byline_cpu_queue_wait_seconds`), by lane.
+    pub cpu_lanes: BTreeMap<String, ServedHistogram>,
 }
 
 /// What a histogram observed between two scrapes.
@@ -141,16 +142,7 @@ pub fn parse_log_counters(text: &str, rpc: Option<&str>) -> LogCounters {
             continue;
         };
         if let Some((lane, part)) = cpu_lane_series(series) {
-            let at = match counters.cpu_lanes.iter().position(|(l, _)| l == lane) {
-                Some(at) => at,
-                None => {
-                    counters
-                        .cpu_lanes
-                        .push((lane.to_string(), ServedHistogram::default()));
-                    counters.cpu_lanes.len() - 1
-                }
-            };
-            let histogram = &mut counters.cpu_lanes[at].1;
+            let histogram = counters.cpu_lanes.entry(lane.to_string()).or_default();
             match part {
                 LanePart::Sum => histogram.sum = value,
                 LanePart::Bucket(bound) => histogram.buckets.push((bound, value)),
@@ -177,19 +169,21 @@ pub fn parse_log_counters(text: &str, rpc: Option<&str>) -> LogCounters {
                 } else {
                     continue;
                 };
-                let bound = match bound.strip_suffix("\"}") {
-                    Some("+Inf") => f64::INFINITY,
-                    Some(b) => match b.parse() {
-                        Ok(b) => b,
-                        Err(_) => continue,
-                    },
-                    None => continue,
-                };
-                histogram.buckets.push((bound, value));
+                if let Some(bound) = bucket_bound(bound) {
+                    histogram.buckets.push((bound, value));
+                }
             }
         }
     }
     counters
+}
+
+/// The upper bound of a bucket from what follows `le="` in its series (`0.005"}`, `+Inf"}`).
+fn bucket_bound(rest: &str) -> Option<f64> {
+    match rest.strip_suffix("\"}")? {
+        "+Inf" => Some(f64::INFINITY),
+        b => b.parse().ok(),
+    }
 }
 
 /// Which series of a lane's queue-wait histogram a line is.
@@ -205,11 +199,7 @@ enum LanePart {
 fn cpu_lane_series(series: &str) -> Option<(&str, LanePart)> {
     if let Some(rest) = series.strip_prefix("byline_cpu_queue_wait_seconds_bucket{lane=\"") {
         let (lane, bound) = rest.split_once("\",le=\"")?;
-        let bound = match bound.strip_suffix("\"}")? {
-            "+Inf" => f64::INFINITY,
-            b => b.parse().ok()?,
-        };
-        Some((lane, LanePart::Bucket(bound)))
+        Some((lane, LanePart::Bucket(bucket_bound(bound)?)))
     } else {
         let lane = series
             .strip_prefix("byline_cpu_queue_wait_seconds_sum{lane=\"")?
@@ -276,12 +266,7 @@ impl LogActivity {
                 .cpu_lanes
                 .iter()
                 .filter_map(|(lane, histogram)| {
-                    let earlier = before
-                        .cpu_lanes
-                        .iter()
-                        .find(|(l, _)| l == lane)
-                        .map(|(_, h)| h.clone())
-                        .unwrap_or_default();
+                    let earlier = before.cpu_lanes.get(lane).cloned().unwrap_or_default();
                     Some((lane.clone(), Observed::between(&earlier, histogram)?))
                 })
                 .collect(),
@@ -435,13 +420,13 @@ mod tests {
         let before = parse_log_counters(&lanes((4, 5, 0.5), None, 1), None);
         assert_eq!(
             before.cpu_lanes,
-            vec![(
+            BTreeMap::from([(
                 "byline-cpu".to_string(),
                 ServedHistogram {
                     buckets: vec![(0.01, 4.0), (f64::INFINITY, 5.0)],
                     sum: 0.5
                 }
-            )]
+            )])
         );
         // The small lane ran 10 more tasks, one over 10 ms; the large lane's first two tasks
         // came after the first scrape.

@@ -333,9 +333,11 @@ impl ConnectionPool {
                 return Err(e);
             }
         }
-        if let Some(Err(_)) | None = self.queue.as_ref().map(|queue| queue.send(job)) {
-            self.spare.fetch_add(1, Ordering::AcqRel);
-            return Err(StoreError::Unavailable("the SQLite pool is closed".into()));
+        // The pool holds the queue's receiver, and `Drop` alone takes the sender, so the queue
+        // takes every job while `self` lives. Were one refused, it would drop its answer, and
+        // the call would end with the error below.
+        if let Some(queue) = &self.queue {
+            let _ = queue.send(job);
         }
         outcome
             .await

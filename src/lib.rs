@@ -25,19 +25,7 @@ pub mod core;
 pub mod keyfile;
 pub mod service;
 pub mod storage;
-
-/// The message a panic carried, when it was a string. The threads that run callers' work (the
-/// service's CPU lanes, the SQLite store's readers) turn a panic into that caller's error, and
-/// the message is what says which bug it was.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s
-    } else {
-        "it panicked"
-    }
-}
+pub(crate) mod worker_pool;
 
 /// Generated protobuf messages and gRPC client and server code for `byline.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

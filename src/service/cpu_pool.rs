@@ -8,18 +8,17 @@
 //! about thirty of them under that load: a permit comes back when the call resumes, before the
 //! thread that did the work is idle again, so tokio started another. Each thread's allocator
 //! heap keeps the memory it freed, and content-mode `SignStream` peaked above 100 MiB. So the
-//! pool owns its threads: a fixed number, started with it, taking work from a queue.
+//! pool owns its threads (a [`WorkerPool`]): at most a fixed number, started as tasks need
+//! them, taking work from a queue.
 //!
 //! One queue made a large article (up to 4 MiB by default, tens of milliseconds to canonicalize)
 //! hold up every small one queued behind it on that CPU, so large inputs have a lane of their
 //! own, with threads of their own.
 
-use std::panic::AssertUnwindSafe;
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
-
 use tonic::Status;
 
 use crate::service::metrics;
+use crate::worker_pool::{WorkerError, WorkerPool};
 
 /// Threads per CPU that run such work. A task queued behind another is taken by the thread
 /// that finishes it, without a hand-off to a sleeping thread. Measured on one core under
@@ -36,29 +35,27 @@ pub const THREADS_PER_CORE: usize = 1;
 /// for about a millisecond.
 pub const LARGE_TASK_BYTES: usize = 128 * 1024;
 
-/// What a thread of the pool runs: the work and the sending of its outcome.
-type Job = Box<dyn FnOnce() + Send>;
-
 /// Two lanes of threads running CPU-bound tasks: `byline-cpu` for small inputs and
 /// `byline-cpu-big` for those over [`LARGE_TASK_BYTES`], so that a large article delays only
-/// the large ones queued behind it. Tasks waiting for a thread hold no thread. The threads end
-/// when the pool is dropped and their queue is empty.
+/// the large ones queued behind it. Each lane is a [`WorkerPool`]: its threads start as tasks
+/// need them, tasks waiting for a thread hold no thread, and the threads end when the pool is
+/// dropped.
 #[derive(Debug)]
 pub struct CpuPool {
-    small: Lane,
-    large: Lane,
+    small: WorkerPool<()>,
+    large: WorkerPool<()>,
 }
 
 impl CpuPool {
-    /// A pool with `threads` threads in each lane (at least one).
+    /// A pool of up to `threads` threads in each lane (at least one).
     pub fn new(threads: usize) -> Self {
         CpuPool {
-            small: Lane::new("byline-cpu", threads),
-            large: Lane::new("byline-cpu-big", threads),
+            small: WorkerPool::new("byline-cpu", threads, || ()),
+            large: WorkerPool::new("byline-cpu-big", threads, || ()),
         }
     }
 
-    /// [`THREADS_PER_CORE`] threads in each lane for each CPU this process may run on.
+    /// Up to [`THREADS_PER_CORE`] threads in each lane for each CPU this process may run on.
     pub fn for_this_machine() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self::new(THREADS_PER_CORE * cores)
@@ -79,99 +76,23 @@ impl CpuPool {
         } else {
             &self.small
         };
-        lane.run(what, work).await
-    }
-}
-
-/// A fixed set of threads of one name taking tasks from one queue.
-#[derive(Debug)]
-struct Lane {
-    /// Its threads' name, which also names the lane in the metrics.
-    name: &'static str,
-    queue: mpsc::Sender<Job>,
-    /// The threads that started. The queue's receiver lives as long as one of them does, so
-    /// while the lane exists a task can be refused only when none started; `run` says so
-    /// before trying.
-    threads: usize,
-}
-
-impl Lane {
-    /// A lane of `threads` threads named `name` (at least one). A thread the operating system
-    /// refuses to start is logged and left out; with none started, every task is refused with
-    /// an error that says so.
-    fn new(name: &'static str, threads: usize) -> Self {
-        let (queue, jobs) = mpsc::channel::<Job>();
-        let jobs = Arc::new(Mutex::new(jobs));
-        let mut started = 0;
-        for _ in 0..threads.max(1) {
-            let jobs = jobs.clone();
-            let spawned = std::thread::Builder::new()
-                .name(name.to_owned())
-                .spawn(move || loop {
-                    // The lock is held only while waiting: the thread that takes a job lets
-                    // the next idle thread wait for the following one.
-                    let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                    match next {
-                        // A job catches its work's panic; one from sending the answer or
-                        // dropping it is caught here, so the pool keeps its threads.
-                        Ok(job) => {
-                            if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
-                                tracing::warn!("a {name} task panicked outside its work");
-                            }
-                        }
-                        Err(mpsc::RecvError) => break,
-                    }
-                });
-            match spawned {
-                Ok(_) => started += 1,
-                Err(e) => tracing::warn!("cannot start a {name} thread: {e}"),
+        let (name, queued) = (lane.name(), std::time::Instant::now());
+        lane.run(move |_| {
+            metrics::record_cpu_task(name, queued.elapsed());
+            work()
+        })
+        .await
+        .map_err(|e| match e {
+            WorkerError::NoThread(e) => Status::unavailable(format!(
+                "{what}: the server could not start a thread for it ({e}); see its log"
+            )),
+            WorkerError::Panicked(panic) => {
+                Status::internal(format!("{what} task failed: {panic}"))
             }
-        }
-        Lane {
-            name,
-            queue,
-            threads: started,
-        }
-    }
-
-    /// Runs `work` on one of the lane's threads once one is free (see [`CpuPool::run`]).
-    async fn run<T: Send + 'static>(
-        &self,
-        what: &str,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, Status> {
-        if self.threads == 0 {
-            return Err(Status::unavailable(format!(
-                "{what}: the server could not start a thread for it; see its log"
-            )));
-        }
-        let (answer, outcome) = tokio::sync::oneshot::channel();
-        let (lane, queued) = (self.name, std::time::Instant::now());
-        let job: Job = Box::new(move || {
-            if answer.is_closed() {
-                return;
+            WorkerError::NoAnswer => {
+                Status::internal(format!("{what} task failed: it ended without an answer"))
             }
-            metrics::record_cpu_task(lane, queued.elapsed());
-            // A panic is the call's error, not the thread's end.
-            let _ = answer.send(std::panic::catch_unwind(AssertUnwindSafe(work)));
-        });
-        // The lane is alive (`self`), so its queue is closed only if every thread has ended,
-        // which nothing but a failed start does.
-        self.queue.send(job).map_err(|_| {
-            Status::unavailable(format!(
-                "{what}: no thread is left to run it; see the server's log"
-            ))
-        })?;
-        match outcome.await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(panic)) => Err(Status::internal(format!(
-                "{what} task failed: {}",
-                crate::panic_message(panic.as_ref())
-            ))),
-            Err(_) => Err(Status::internal(format!(
-                "{what} task failed: it ended without an answer"
-            ))),
-        }
+        })
     }
 }
 
@@ -186,7 +107,6 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn runs_every_task_on_its_own_few_named_threads() {
         let pool = Arc::new(CpuPool::new(3));
-        assert_eq!((pool.small.threads, pool.large.threads), (3, 3));
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let tasks: Vec<_> = (0..48)
@@ -222,6 +142,8 @@ mod tests {
             "48 tasks ran on {} threads",
             threads.len()
         );
+        // No large task came, so no large lane's thread started.
+        assert_eq!(pool.large.started_threads(), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,90 +190,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_pool_whose_threads_did_not_start_says_so() {
-        // What `new` leaves when no thread starts: a queue whose receiver is gone.
-        let (queue, jobs) = mpsc::channel();
-        drop(jobs);
-        let lane = Lane {
-            name: "byline-cpu",
-            queue,
-            threads: 0,
+    async fn a_lane_that_cannot_start_a_thread_says_so() {
+        // No address space holds a stack this large, so the operating system refuses it.
+        let refused = |name| WorkerPool::new(name, 1, || ()).with_stack_size(1 << 62);
+        let pool = CpuPool {
+            small: refused("byline-cpu"),
+            large: refused("byline-cpu-big"),
         };
-        let err = lane
-            .run("canonicalization", || 1)
+        let err = pool
+            .run("canonicalization", 0, || 1)
             .await
             .expect_err("no thread to run it");
         assert_eq!(err.code(), tonic::Code::Unavailable);
-        assert_eq!(
-            err.message(),
-            "canonicalization: the server could not start a thread for it; see its log"
+        assert!(
+            err.message()
+                .starts_with("canonicalization: the server could not start a thread for it ("),
+            "{}",
+            err.message()
         );
-    }
-
-    #[tokio::test]
-    async fn a_task_whose_call_went_away_while_queued_does_not_run() {
-        let pool = CpuPool::new(1);
-        let (release, held) = std::sync::mpsc::channel::<()>();
-        let ran = Arc::new(AtomicUsize::new(0));
-        // The first task holds the only thread until it is released.
-        let first = pool.run("first", 0, move || held.recv().is_ok());
-        tokio::pin!(first);
-        assert!(futures_util::poll!(&mut first).is_pending());
-        {
-            let ran = ran.clone();
-            let mut gone =
-                Box::pin(pool.run("gone", 0, move || ran.fetch_add(1, Ordering::SeqCst)));
-            assert!(futures_util::poll!(&mut gone).is_pending(), "queued");
-        }
-        release.send(()).expect("the first task waits");
-        assert!(first.await.expect("the first task answers"));
-        // One thread, one queue: this task runs after the dropped one's turn.
-        assert_eq!(pool.run("after", 0, || 7).await.expect("runs"), 7);
-        assert_eq!(ran.load(Ordering::SeqCst), 0, "the dropped call's work ran");
-    }
-
-    #[tokio::test]
-    async fn its_threads_end_when_the_pool_is_dropped() {
-        /// Tells the test, when the thread that holds it ends, that it has ended.
-        struct Ended(std::sync::mpsc::Sender<()>);
-        impl Drop for Ended {
-            fn drop(&mut self) {
-                let _ = self.0.send(());
-            }
-        }
-        thread_local! {
-            static ON_END: std::cell::RefCell<Option<Ended>> = const { std::cell::RefCell::new(None) };
-        }
-        let pool = CpuPool::new(2);
-        let (ended, ends) = std::sync::mpsc::channel();
-        let mut marked = HashSet::new();
-        // Mark the four threads, two in each lane (a task may land on either thread of its
-        // lane, so keep going until all are marked).
-        for i in 0..10_000 {
-            if marked.len() == 4 {
-                break;
-            }
-            let ended = ended.clone();
-            let bytes = if i % 2 == 0 { 0 } else { LARGE_TASK_BYTES + 1 };
-            let id = pool
-                .run("mark", bytes, move || {
-                    ON_END.with(|end| {
-                        // A second mark, made and dropped, would tell of an end too early.
-                        end.borrow_mut().get_or_insert_with(|| Ended(ended));
-                    });
-                    std::thread::sleep(Duration::from_millis(1));
-                    std::thread::current().id()
-                })
-                .await
-                .expect("runs");
-            marked.insert(id);
-        }
-        assert_eq!(marked.len(), 4, "tasks ran on all four threads");
-        drop(ended);
-        drop(pool);
-        for _ in 0..4 {
-            ends.recv_timeout(Duration::from_secs(30))
-                .expect("a thread of the dropped pool ended");
-        }
+        assert!(
+            err.message().ends_with("); see its log"),
+            "{}",
+            err.message()
+        );
     }
 }

@@ -4,10 +4,8 @@
 //! on a small pool of threads, each with its connection; the log's own writes (appends,
 //! checkpoints) run on the append thread of `sqlite_append`.
 
-use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::atomic::{AtomicIsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
@@ -20,6 +18,7 @@ use crate::storage::{
     BatchResult, CheckpointRow, EntryKind, EntryRecord, LogMeta, LogState, PendingEntry, Store,
     StoreError, TokenRecord,
 };
+use crate::worker_pool::{WorkerError, WorkerPool};
 
 pub(super) const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS log_meta (id INTEGER PRIMARY KEY CHECK (id = 1), origin TEXT NOT NULL, verifier_key TEXT NOT NULL)",
@@ -237,31 +236,19 @@ pub fn open_connection(path: &str) -> Result<rusqlite::Connection, StoreError> {
     Ok(conn)
 }
 
-/// What a thread of the pool runs: the work, given the thread's connection, and the sending
-/// of its outcome.
-type PoolJob = Box<dyn FnOnce(&mut ThreadConnection) + Send>;
-
 /// Up to [`POOL_CONNECTIONS`] threads (`byline-sqlite-r`), each with a connection of its own,
-/// started as calls need them and taking the calls' work from one queue.
+/// started as calls need them and taking the calls' work from one queue (a [`WorkerPool`]).
 ///
 /// A semaphore of eight permits in front of tokio's blocking threads had started 51–64 of
 /// those threads under a `Lookup` load of 64 calls in flight on one core (twenty-first
 /// session, docs/BENCHMARKS.md): a permit came back when the work ended, before its thread was
 /// idle again, so tokio started another for the next call. The pool's own threads keep the
-/// bound, and the same load cost a third less CPU per call on them.
+/// bound, and the same load cost a third less CPU per call on them. Dropping the pool waits
+/// for its threads, so every connection is closed when the store is gone (a test or a tool
+/// may open the file next).
 #[derive(Debug)]
 struct ConnectionPool {
-    path: String,
-    /// Taken by `Drop`, which closes the queue so that the threads end.
-    queue: Option<mpsc::Sender<PoolJob>>,
-    jobs: Arc<Mutex<mpsc::Receiver<PoolJob>>>,
-    /// The most threads it starts ([`POOL_CONNECTIONS`] for a store).
-    max_threads: usize,
-    /// The threads started.
-    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    /// The threads waiting for work less the calls' work waiting for a thread: below zero,
-    /// a call found no thread free, and another is started if there is room.
-    spare: Arc<AtomicIsize>,
+    threads: WorkerPool<ThreadConnection>,
 }
 
 /// A pool thread's connection, opened on the thread's first call.
@@ -284,31 +271,26 @@ impl ConnectionPool {
     /// A pool of up to `max_threads` threads (at least one) for the database file at `path`,
     /// with no thread started yet.
     fn new(path: String, max_threads: usize) -> ConnectionPool {
-        let (queue, jobs) = mpsc::channel();
         ConnectionPool {
-            path,
-            queue: Some(queue),
-            jobs: Arc::new(Mutex::new(jobs)),
-            max_threads: max_threads.max(1),
-            threads: Mutex::new(Vec::new()),
-            spare: Arc::new(AtomicIsize::new(0)),
+            threads: WorkerPool::new("byline-sqlite-r", max_threads, move || ThreadConnection {
+                path: path.clone(),
+                conn: None,
+            }),
         }
     }
 
     /// Runs `work` with a pool thread's connection, so a slow query or a wait for the write
     /// lock never holds up the async threads. The work of a call dropped while it waits in
-    /// the queue stays there until a thread takes it, and is then skipped.
-    async fn run<T, F>(self: &Arc<Self>, work: F) -> Result<T, StoreError>
+    /// the queue stays there until a thread takes it, and is then skipped. A panic is the
+    /// call's error, and its thread's next call opens a new connection, since the old one may
+    /// be mid-transaction.
+    async fn run<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let (answer, outcome) = tokio::sync::oneshot::channel();
-        let job: PoolJob = Box::new(move |thread: &mut ThreadConnection| {
-            if answer.is_closed() {
-                return;
-            }
-            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        self.threads
+            .run(move |thread: &mut ThreadConnection| {
                 let conn = thread.get()?;
                 let result = work(conn);
                 // A connection left inside a transaction by a failed call is not reused.
@@ -316,99 +298,17 @@ impl ConnectionPool {
                     thread.conn = None;
                 }
                 result
-            }));
-            let _ = answer.send(result.unwrap_or_else(|panic| {
-                // The connection may be mid-transaction; the next call opens another.
-                thread.conn = None;
-                Err(StoreError::Unavailable(format!(
-                    "an SQLite call failed: {}",
-                    crate::panic_message(panic.as_ref())
-                )))
-            }));
-        });
-        // This work takes a thread that waits, or needs another.
-        if self.spare.fetch_sub(1, Ordering::AcqRel) <= 0 {
-            if let Err(e) = self.start_thread() {
-                self.spare.fetch_add(1, Ordering::AcqRel);
-                return Err(e);
-            }
-        }
-        // The pool holds the queue's receiver, and `Drop` alone takes the sender, so the queue
-        // takes every job while `self` lives. Were one refused, it would drop its answer, and
-        // the call would end with the error below.
-        if let Some(queue) = &self.queue {
-            let _ = queue.send(job);
-        }
-        outcome
+            })
             .await
-            .map_err(|_| StoreError::Unavailable("an SQLite call ended without an answer".into()))?
-    }
-
-    /// Starts another thread unless `max_threads` have started. A thread the operating system
-    /// refuses is an error only when there is none to take the call.
-    fn start_thread(&self) -> Result<(), StoreError> {
-        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
-        if threads.len() >= self.max_threads {
-            return Ok(());
-        }
-        let (jobs, spare) = (self.jobs.clone(), self.spare.clone());
-        let mut thread = ThreadConnection {
-            path: self.path.clone(),
-            conn: None,
-        };
-        let spawned = std::thread::Builder::new()
-            .name("byline-sqlite-r".into())
-            .spawn(move || loop {
-                spare.fetch_add(1, Ordering::AcqRel);
-                // The lock is held only while waiting: the thread that takes a job lets the
-                // next idle thread wait for the following one. Taking a job leaves `spare` as
-                // it is: the job counted itself off when it was queued.
-                let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                match next {
-                    // A job catches its work's panic; one from sending the answer is caught
-                    // here, so the pool keeps its threads.
-                    Ok(job) => {
-                        if std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut thread))).is_err()
-                        {
-                            thread.conn = None;
-                        }
+            .unwrap_or_else(|e| {
+                Err(StoreError::Unavailable(match e {
+                    WorkerError::NoThread(e) => {
+                        format!("cannot start a thread for the SQLite store's reads: {e}")
                     }
-                    Err(mpsc::RecvError) => break,
-                }
-            });
-        match spawned {
-            Ok(handle) => {
-                threads.push(handle);
-                Ok(())
-            }
-            Err(e) if threads.is_empty() => Err(StoreError::Unavailable(format!(
-                "cannot start a thread for the SQLite store's reads: {e}"
-            ))),
-            Err(e) => {
-                tracing::warn!("cannot start another SQLite reader thread: {e}");
-                Ok(())
-            }
-        }
-    }
-}
-
-impl Drop for ConnectionPool {
-    /// Closes the queue and waits for the threads to finish what they took, so that every
-    /// connection is closed when the store is gone (a test or a tool may open the file next).
-    fn drop(&mut self) {
-        drop(self.queue.take());
-        let threads = std::mem::take(
-            self.threads
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
-        let me = std::thread::current().id();
-        for handle in threads {
-            // A pool dropped by its own work (never, today) cannot wait for itself.
-            if handle.thread().id() != me {
-                let _ = handle.join();
-            }
-        }
+                    WorkerError::Panicked(panic) => format!("an SQLite call failed: {panic}"),
+                    WorkerError::NoAnswer => "an SQLite call ended without an answer".into(),
+                }))
+            })
     }
 }
 

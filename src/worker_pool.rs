@@ -1,0 +1,427 @@
+//! Threads of the process's own that run blocking or CPU-bound work for async callers.
+//!
+//! Two parts of the server need this: the service's CPU lanes (canonicalizing articles,
+//! verifying bundles) and the SQLite store's readers (each thread with its connection). Both
+//! first ran on tokio's blocking threads behind a semaphore, and under load both spread over
+//! dozens of threads: a permit came back when the work ended, before its thread was idle
+//! again, so tokio started another for the next call (about thirty threads under content-mode
+//! `SignStream`, 51–64 under a `Lookup` load; docs/BENCHMARKS.md, twentieth and twenty-first
+//! sessions). Each thread kept an allocator heap, and the calls cost more CPU. A pool whose
+//! threads are its own keeps the bound. The two pools were one mechanism written twice; this
+//! is it, once.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+/// What a thread runs: the work, given the thread's state, and the sending of its outcome.
+/// Before it answers, it counts its thread spare again (the pool's `spare`, given to it), so
+/// that a caller who queues its next call on that answer finds the thread counted free
+/// rather than start another. It answers whether the work panicked, so that the thread
+/// starts over with fresh state.
+type Job<S> = Box<dyn FnOnce(&mut S, &AtomicIsize) -> Panicked + Send>;
+
+/// Whether a job's work panicked.
+type Panicked = bool;
+
+/// Why a [`WorkerPool`] did not return the work's value. Each pool's owner words these for its
+/// own callers (a gRPC status, a store error).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum WorkerError {
+    /// The pool had no thread and the operating system refused to start one.
+    #[error("cannot start a thread to run it: {0}")]
+    NoThread(String),
+    /// The work panicked; the panic's message, which says which bug it was.
+    #[error("it panicked: {0}")]
+    Panicked(String),
+    /// The work's thread went away without answering (never, while the pool lives).
+    #[error("it ended without an answer")]
+    NoAnswer,
+}
+
+/// Up to `max_threads` threads of one name, started as calls need them, taking work from one
+/// queue; each thread keeps a state of type `S` (a database connection, or nothing) from one
+/// call to the next.
+///
+/// - A call waiting for a thread holds no thread; the work of a call dropped while it waits
+///   stays queued until a thread takes it, and is then skipped.
+/// - A panic in the work is that call's [`WorkerError::Panicked`], not the thread's end; the
+///   thread's state, which the work may have left halfway, is replaced with a new one.
+/// - Dropping the pool closes the queue and waits for the threads to finish what they took,
+///   so that whatever their states hold (a connection to a file) is released when the pool
+///   is gone.
+pub(crate) struct WorkerPool<S> {
+    /// The threads' name, which `ps`, `perf` and the bench's thread split show.
+    name: &'static str,
+    /// Taken by `Drop`, which closes the queue so that the threads end.
+    queue: Option<mpsc::Sender<Job<S>>>,
+    jobs: Arc<Mutex<mpsc::Receiver<Job<S>>>>,
+    /// Makes a thread's state, when it starts and after a panic.
+    new_state: Arc<dyn Fn() -> S + Send + Sync>,
+    max_threads: usize,
+    /// The threads started.
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The threads waiting for work less the calls' work waiting for a thread: below zero,
+    /// a call found no thread free, and another is started if there is room.
+    spare: Arc<AtomicIsize>,
+    /// The threads' stack size, when not the platform's (a test's way to make starts fail).
+    stack_size: Option<usize>,
+}
+
+impl<S> std::fmt::Debug for WorkerPool<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("name", &self.name)
+            .field("max_threads", &self.max_threads)
+            .field("spare", &self.spare)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: 'static> WorkerPool<S> {
+    /// A pool of up to `max_threads` threads (at least one) named `name`, each starting with
+    /// the state `new_state` makes; no thread starts until a call needs it.
+    pub(crate) fn new(
+        name: &'static str,
+        max_threads: usize,
+        new_state: impl Fn() -> S + Send + Sync + 'static,
+    ) -> Self {
+        let (queue, jobs) = mpsc::channel();
+        WorkerPool {
+            name,
+            queue: Some(queue),
+            jobs: Arc::new(Mutex::new(jobs)),
+            new_state: Arc::new(new_state),
+            max_threads: max_threads.max(1),
+            threads: Mutex::new(Vec::new()),
+            spare: Arc::new(AtomicIsize::new(0)),
+            stack_size: None,
+        }
+    }
+
+    /// The threads' name.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Runs `work` with the state of one of the pool's threads once one is free, starting a
+    /// thread if none is free and fewer than the most have started.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut S) -> T + Send + 'static,
+    ) -> Result<T, WorkerError> {
+        let (answer, outcome) = tokio::sync::oneshot::channel();
+        let job: Job<S> = Box::new(move |state: &mut S, spare: &AtomicIsize| {
+            if answer.is_closed() {
+                spare.fetch_add(1, Ordering::AcqRel);
+                return false;
+            }
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(state)));
+            let panicked = result.is_err();
+            let result = result
+                .map_err(|panic| WorkerError::Panicked(panic_message(panic.as_ref()).to_owned()));
+            // Nothing after this can panic but the answer's drop, when its caller has gone.
+            spare.fetch_add(1, Ordering::AcqRel);
+            let _ = answer.send(result);
+            panicked
+        });
+        // This work takes a thread that waits, or needs another.
+        if self.spare.fetch_sub(1, Ordering::AcqRel) <= 0 {
+            if let Err(e) = self.start_thread() {
+                self.spare.fetch_add(1, Ordering::AcqRel);
+                return Err(e);
+            }
+        }
+        // The pool holds the queue's receiver, and `Drop` alone takes the sender, so the queue
+        // takes every job while `self` lives. Were one refused, it would drop its answer, and
+        // the call would end with `NoAnswer`.
+        if let Some(queue) = &self.queue {
+            let _ = queue.send(job);
+        }
+        outcome.await.unwrap_or(Err(WorkerError::NoAnswer))
+    }
+
+    /// Starts another thread unless `max_threads` have started. A thread the operating system
+    /// refuses is an error only when there is none to take the call; otherwise it is logged
+    /// and the call waits for a thread that runs.
+    fn start_thread(&self) -> Result<(), WorkerError> {
+        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        if threads.len() >= self.max_threads {
+            return Ok(());
+        }
+        let (jobs, spare, new_state) = (
+            self.jobs.clone(),
+            self.spare.clone(),
+            self.new_state.clone(),
+        );
+        let mut builder = std::thread::Builder::new().name(self.name.to_owned());
+        if let Some(bytes) = self.stack_size {
+            builder = builder.stack_size(bytes);
+        }
+        let spawned = builder.spawn(move || {
+            let mut state = new_state();
+            spare.fetch_add(1, Ordering::AcqRel);
+            loop {
+                // The lock is held only while waiting: the thread that takes a job lets the
+                // next idle thread wait for the following one. Taking a job leaves `spare` as
+                // it is: the job counted itself off when it was queued, and counts its thread
+                // back in before it answers.
+                let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                match next {
+                    // A job catches its work's panic; one from dropping an answer nobody
+                    // waits for is caught here, so the pool keeps its threads.
+                    Ok(job) => {
+                        let panicked =
+                            std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut state, &spare)))
+                                .unwrap_or(true);
+                        if panicked {
+                            state = new_state();
+                        }
+                    }
+                    Err(mpsc::RecvError) => break,
+                }
+            }
+        });
+        match spawned {
+            Ok(handle) => {
+                threads.push(handle);
+                Ok(())
+            }
+            Err(e) if threads.is_empty() => Err(WorkerError::NoThread(e.to_string())),
+            Err(e) => {
+                tracing::warn!("cannot start another {} thread: {e}", self.name);
+                Ok(())
+            }
+        }
+    }
+
+    /// The same pool with threads of `bytes` of stack.
+    #[cfg(test)]
+    pub(crate) fn with_stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// How many threads have started.
+    #[cfg(test)]
+    pub(crate) fn started_threads(&self) -> usize {
+        self.threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl<S> Drop for WorkerPool<S> {
+    /// Closes the queue and waits for the threads to finish what they took.
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        let threads = std::mem::take(
+            self.threads
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        let me = std::thread::current().id();
+        for handle in threads {
+            // A pool dropped by its own work cannot wait for itself.
+            if handle.thread().id() != me {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+/// The message a panic carried, when it was a string: what says which bug it was.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s
+    } else {
+        "it panicked"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    /// Many calls at once run on at most the pool's few threads, all of its name, and each
+    /// gets its own answer back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_calls_run_on_at_most_its_own_few_threads() {
+        let pool = Arc::new(WorkerPool::new("test-pool", 3, || ()));
+        assert_eq!(
+            pool.started_threads(),
+            0,
+            "a thread started before any call"
+        );
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let calls: Vec<_> = (0..64)
+            .map(|i| {
+                let (pool, running, most) = (pool.clone(), running.clone(), most.clone());
+                tokio::spawn(async move {
+                    pool.run(move |_: &mut ()| {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(1));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                        let thread = std::thread::current();
+                        (i * 2, thread.id(), thread.name().map(str::to_owned))
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        let mut threads = HashSet::new();
+        for call in calls {
+            let (answer, id, name) = call.await.expect("call").expect("pool");
+            assert_eq!(name.as_deref(), Some("test-pool"));
+            answers.push(answer);
+            threads.insert(id);
+        }
+        assert_eq!(answers, (0..64).map(|i| i * 2).collect::<Vec<_>>());
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=3).contains(&most), "{most} calls ran at once");
+        assert!(
+            (1..=3).contains(&threads.len()),
+            "64 calls ran on {} threads",
+            threads.len()
+        );
+        assert!((1..=3).contains(&pool.started_threads()));
+    }
+
+    /// One call after another needs one thread, not one each: a thread is started only when
+    /// none is free, and a thread that has answered counts as free even before it waits for
+    /// the next call (counted after, a caller quick to queue its next call started another).
+    #[tokio::test]
+    async fn calls_one_after_another_start_one_thread() {
+        let pool = WorkerPool::new("test-pool", 4, || ());
+        let mut threads = HashSet::new();
+        for _ in 0..200 {
+            threads.insert(pool.run(|_| std::thread::current().id()).await.unwrap());
+        }
+        assert_eq!(threads.len(), 1);
+        assert_eq!(pool.started_threads(), 1);
+    }
+
+    /// A thread keeps its state from one call to the next, and a panic is that call's error:
+    /// the thread goes on with a new state, since the panic may have left the old one halfway.
+    #[tokio::test]
+    async fn a_panic_is_the_call_s_error_and_the_thread_starts_over_with_new_state() {
+        let made = Arc::new(AtomicUsize::new(0));
+        let pool = {
+            let made = made.clone();
+            WorkerPool::new("test-pool", 1, move || {
+                made.fetch_add(1, Ordering::SeqCst);
+                Vec::<u32>::new()
+            })
+        };
+        pool.run(|calls| calls.push(1)).await.unwrap();
+        assert_eq!(pool.run(|calls| calls.clone()).await.unwrap(), vec![1]);
+        let err = pool
+            .run(|calls| -> u8 {
+                calls.push(2);
+                panic!("{} went wrong", "the read")
+            })
+            .await
+            .expect_err("a panic is an error");
+        assert_eq!(err, WorkerError::Panicked("the read went wrong".into()));
+        let err = pool
+            .run(|_| -> u8 { panic!("boom") })
+            .await
+            .expect_err("a panic is an error");
+        assert_eq!(err, WorkerError::Panicked("boom".into()));
+        // The one thread outlived both panics, with a new state after each.
+        assert_eq!(
+            pool.run(|calls| calls.clone()).await.unwrap(),
+            Vec::<u32>::new()
+        );
+        assert_eq!(made.load(Ordering::SeqCst), 3);
+        assert_eq!(pool.started_threads(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_call_whose_caller_went_away_while_queued_does_not_run() {
+        let pool = WorkerPool::new("test-pool", 1, || ());
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let ran = Arc::new(AtomicUsize::new(0));
+        // The first call holds the only thread until it is released.
+        let first = pool.run(move |_| held.recv().is_ok());
+        tokio::pin!(first);
+        assert!(futures_util::poll!(&mut first).is_pending());
+        {
+            let ran = ran.clone();
+            let mut gone = Box::pin(pool.run(move |_| ran.fetch_add(1, Ordering::SeqCst)));
+            assert!(futures_util::poll!(&mut gone).is_pending(), "queued");
+        }
+        release.send(()).expect("the first call waits");
+        assert!(first.await.expect("the first call answers"));
+        // One thread, one queue: this call runs after the dropped one's turn.
+        assert_eq!(pool.run(|_| 7).await.expect("runs"), 7);
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "the dropped call's work ran");
+    }
+
+    #[tokio::test]
+    async fn a_pool_that_cannot_start_a_thread_says_so_and_tries_again() {
+        // No address space holds a stack this large, so the operating system refuses it.
+        let pool = WorkerPool::new("test-pool", 2, || ()).with_stack_size(1 << 62);
+        for _ in 0..2 {
+            let err = pool.run(|_| 1).await.expect_err("no thread to run it");
+            assert!(matches!(err, WorkerError::NoThread(_)), "{err:?}");
+            assert!(
+                err.to_string()
+                    .starts_with("cannot start a thread to run it: "),
+                "{err}"
+            );
+        }
+        assert_eq!(pool.started_threads(), 0);
+        // The refused calls were not counted as waiting: `spare` is back where it began.
+        assert_eq!(pool.spare.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_pool_ends_its_threads_and_their_state() {
+        /// Tells the test, when dropped with its thread's state, that it has been.
+        struct Ended(std::sync::mpsc::Sender<()>);
+        impl Drop for Ended {
+            fn drop(&mut self) {
+                let _ = self.0.send(());
+            }
+        }
+        let (ended, ends) = std::sync::mpsc::channel();
+        let pool = Arc::new(WorkerPool::new("test-pool", 2, move || {
+            Some(Ended(ended.clone()))
+        }));
+        // Two calls at once, each holding its thread until both have started, start both.
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let calls: Vec<_> = (0..2)
+            .map(|_| {
+                let (pool, barrier) = (pool.clone(), barrier.clone());
+                tokio::spawn(async move {
+                    pool.run(move |_| {
+                        barrier.wait();
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        assert_eq!(pool.started_threads(), 2);
+        let pool = Arc::into_inner(pool).expect("the calls are done");
+        drop(pool);
+        // Drop joined the threads, so both states are gone by now.
+        for _ in 0..2 {
+            ends.try_recv()
+                .expect("a thread's state was dropped with the pool");
+        }
+    }
+}

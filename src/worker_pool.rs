@@ -14,6 +14,12 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How long a thread waits for work before it ends, as tokio's blocking threads do: a burst's
+/// threads, and what their states hold (a connection and its page cache), do not stay for
+/// the life of the process.
+pub(crate) const IDLE_THREAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a thread runs: the work, given the thread's state, and the sending of its outcome.
 /// Before it answers, it counts its thread spare again (the pool's `spare`, given to it), so
@@ -42,7 +48,7 @@ pub(crate) enum WorkerError {
 
 /// Up to `max_threads` threads of one name, started as calls need them, taking work from one
 /// queue; each thread keeps a state of type `S` (a database connection, or nothing) from one
-/// call to the next.
+/// call to the next, and ends after [`IDLE_THREAD_TIMEOUT`] without work.
 ///
 /// - A call waiting for a thread holds no thread; the work of a call dropped while it waits
 ///   stays queued until a thread takes it, and is then skipped.
@@ -60,13 +66,15 @@ pub(crate) struct WorkerPool<S> {
     /// Makes a thread's state, when it starts and after a panic.
     new_state: Arc<dyn Fn() -> S + Send + Sync>,
     max_threads: usize,
-    /// The threads started.
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// The threads running: a thread that ends for want of work takes itself out.
+    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// The threads waiting for work less the calls' work waiting for a thread: below zero,
     /// a call found no thread free, and another is started if there is room.
     spare: Arc<AtomicIsize>,
     /// The threads' stack size, when not the platform's (a test's way to make starts fail).
     stack_size: Option<usize>,
+    /// How long a thread waits for work before it ends ([`IDLE_THREAD_TIMEOUT`]).
+    idle_timeout: Duration,
 }
 
 impl<S> std::fmt::Debug for WorkerPool<S> {
@@ -94,9 +102,10 @@ impl<S: 'static> WorkerPool<S> {
             jobs: Arc::new(Mutex::new(jobs)),
             new_state: Arc::new(new_state),
             max_threads: max_threads.max(1),
-            threads: Mutex::new(Vec::new()),
+            threads: Arc::new(Mutex::new(Vec::new())),
             spare: Arc::new(AtomicIsize::new(0)),
             stack_size: None,
+            idle_timeout: IDLE_THREAD_TIMEOUT,
         }
     }
 
@@ -142,7 +151,7 @@ impl<S: 'static> WorkerPool<S> {
         outcome.await.unwrap_or(Err(WorkerError::NoAnswer))
     }
 
-    /// Starts another thread unless `max_threads` have started. A thread the operating system
+    /// Starts another thread unless `max_threads` are running. A thread the operating system
     /// refuses is an error only when there is none to take the call; otherwise it is logged
     /// and the call waits for a thread that runs.
     fn start_thread(&self) -> Result<(), WorkerError> {
@@ -150,11 +159,13 @@ impl<S: 'static> WorkerPool<S> {
         if threads.len() >= self.max_threads {
             return Ok(());
         }
-        let (jobs, spare, new_state) = (
+        let (jobs, spare, new_state, running) = (
             self.jobs.clone(),
             self.spare.clone(),
             self.new_state.clone(),
+            self.threads.clone(),
         );
+        let idle_timeout = self.idle_timeout;
         let mut builder = std::thread::Builder::new().name(self.name.to_owned());
         if let Some(bytes) = self.stack_size {
             builder = builder.stack_size(bytes);
@@ -167,7 +178,10 @@ impl<S: 'static> WorkerPool<S> {
                 // next idle thread wait for the following one. Taking a job leaves `spare` as
                 // it is: the job counted itself off when it was queued, and counts its thread
                 // back in before it answers.
-                let next = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                let next = jobs
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .recv_timeout(idle_timeout);
                 match next {
                     // A job catches its work's panic; one from dropping an answer nobody
                     // waits for is caught here, so the pool keeps its threads.
@@ -179,7 +193,26 @@ impl<S: 'static> WorkerPool<S> {
                             state = new_state();
                         }
                     }
-                    Err(mpsc::RecvError) => break,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        // It may end only while more threads are counted spare than jobs wait
+                        // (`spare` above zero, itself included): a job queued after the wait
+                        // ran out counted on a thread being free, and found one.
+                        let leaving = spare
+                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                                (n > 0).then(|| n - 1)
+                            })
+                            .is_ok();
+                        if leaving {
+                            // Its handle was pushed before `start_thread` let go of the lock.
+                            let me = std::thread::current().id();
+                            running
+                                .lock()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .retain(|handle| handle.thread().id() != me);
+                            break;
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 }
             }
         });
@@ -203,9 +236,16 @@ impl<S: 'static> WorkerPool<S> {
         self
     }
 
-    /// How many threads have started.
+    /// The same pool with threads that end after `idle` without work.
     #[cfg(test)]
-    pub(crate) fn started_threads(&self) -> usize {
+    pub(crate) fn with_idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = idle;
+        self
+    }
+
+    /// How many threads are running.
+    #[cfg(test)]
+    pub(crate) fn running_threads(&self) -> usize {
         self.threads
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -217,11 +257,8 @@ impl<S> Drop for WorkerPool<S> {
     /// Closes the queue and waits for the threads to finish what they took.
     fn drop(&mut self) {
         drop(self.queue.take());
-        let threads = std::mem::take(
-            self.threads
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
         let me = std::thread::current().id();
         for handle in threads {
             // A pool dropped by its own work cannot wait for itself.
@@ -256,7 +293,7 @@ mod tests {
     async fn many_calls_run_on_at_most_its_own_few_threads() {
         let pool = Arc::new(WorkerPool::new("test-pool", 3, || ()));
         assert_eq!(
-            pool.started_threads(),
+            pool.running_threads(),
             0,
             "a thread started before any call"
         );
@@ -294,7 +331,7 @@ mod tests {
             "64 calls ran on {} threads",
             threads.len()
         );
-        assert!((1..=3).contains(&pool.started_threads()));
+        assert!((1..=3).contains(&pool.running_threads()));
     }
 
     /// One call after another needs one thread, not one each: a thread is started only when
@@ -308,7 +345,7 @@ mod tests {
             threads.insert(pool.run(|_| std::thread::current().id()).await.unwrap());
         }
         assert_eq!(threads.len(), 1);
-        assert_eq!(pool.started_threads(), 1);
+        assert_eq!(pool.running_threads(), 1);
     }
 
     /// A thread keeps its state from one call to the next, and a panic is that call's error:
@@ -344,7 +381,7 @@ mod tests {
             Vec::<u32>::new()
         );
         assert_eq!(made.load(Ordering::SeqCst), 3);
-        assert_eq!(pool.started_threads(), 1);
+        assert_eq!(pool.running_threads(), 1);
     }
 
     #[tokio::test]
@@ -381,25 +418,29 @@ mod tests {
                 "{err}"
             );
         }
-        assert_eq!(pool.started_threads(), 0);
+        assert_eq!(pool.running_threads(), 0);
         // The refused calls were not counted as waiting: `spare` is back where it began.
         assert_eq!(pool.spare.load(Ordering::SeqCst), 0);
     }
 
-    #[tokio::test]
-    async fn dropping_the_pool_ends_its_threads_and_their_state() {
-        /// Tells the test, when dropped with its thread's state, that it has been.
-        struct Ended(std::sync::mpsc::Sender<()>);
-        impl Drop for Ended {
-            fn drop(&mut self) {
-                let _ = self.0.send(());
-            }
+    /// A thread's state that tells the test when it is dropped.
+    struct Ended(std::sync::mpsc::Sender<()>);
+    impl Drop for Ended {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
         }
+    }
+
+    /// A pool of two threads whose states tell `ends` when dropped, with both threads started:
+    /// two calls at once, each holding its thread until both run.
+    async fn pool_with_two_threads_running(
+        idle_timeout: Duration,
+    ) -> (Arc<WorkerPool<Ended>>, std::sync::mpsc::Receiver<()>) {
         let (ended, ends) = std::sync::mpsc::channel();
-        let pool = Arc::new(WorkerPool::new("test-pool", 2, move || {
-            Some(Ended(ended.clone()))
-        }));
-        // Two calls at once, each holding its thread until both have started, start both.
+        let pool = Arc::new(
+            WorkerPool::new("test-pool", 2, move || Ended(ended.clone()))
+                .with_idle_timeout(idle_timeout),
+        );
         let barrier = Arc::new(std::sync::Barrier::new(2));
         let calls: Vec<_> = (0..2)
             .map(|_| {
@@ -415,7 +456,64 @@ mod tests {
         for call in calls {
             call.await.unwrap().unwrap();
         }
-        assert_eq!(pool.started_threads(), 2);
+        (pool, ends)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_thread_ends_with_its_state_and_a_later_call_starts_another() {
+        let (pool, ends) = pool_with_two_threads_running(Duration::from_millis(50)).await;
+        // A hundred times the timeout: long enough on a loaded machine, and well short of the
+        // ten seconds that threads without a timeout of their own wait.
+        for _ in 0..2 {
+            ends.recv_timeout(Duration::from_secs(5))
+                .expect("an idle thread's state was dropped");
+        }
+        // A thread takes itself out of the pool before its state is dropped.
+        assert_eq!(pool.running_threads(), 0);
+        assert_eq!(
+            pool.spare.load(Ordering::SeqCst),
+            0,
+            "ended threads still counted"
+        );
+        assert_eq!(pool.run(|_| 5).await.expect("a new thread runs it"), 5);
+        assert_eq!(pool.running_threads(), 1);
+    }
+
+    /// Threads ending for want of work while calls come and go never leave a queued call
+    /// without a thread: every call is answered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_that_come_while_threads_end_are_all_answered() {
+        let pool = Arc::new(
+            // Threads all but never wait, so that their choices to end fall between calls
+            // being queued.
+            WorkerPool::new("test-pool", 3, || ()).with_idle_timeout(Duration::from_micros(1)),
+        );
+        let rounds = async {
+            for round in 0..300u64 {
+                let calls: Vec<_> = (0..4)
+                    .map(|i| {
+                        let pool = pool.clone();
+                        tokio::spawn(async move { pool.run(move |_| round * 4 + i).await })
+                    })
+                    .collect();
+                for (i, call) in calls.into_iter().enumerate() {
+                    assert_eq!(call.await.unwrap().unwrap(), round * 4 + i as u64);
+                }
+                // Pauses of different lengths, so that the rounds' calls meet threads in
+                // every step of ending.
+                tokio::time::sleep(Duration::from_micros(100 * (round % 5))).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), rounds)
+            .await
+            .expect("a call waited with no thread to run it");
+        assert!(pool.running_threads() <= 3);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_pool_ends_its_threads_and_their_state() {
+        let (pool, ends) = pool_with_two_threads_running(IDLE_THREAD_TIMEOUT).await;
+        assert_eq!(pool.running_threads(), 2);
         let pool = Arc::into_inner(pool).expect("the calls are done");
         drop(pool);
         // Drop joined the threads, so both states are gone by now.

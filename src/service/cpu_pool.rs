@@ -143,7 +143,7 @@ mod tests {
             threads.len()
         );
         // No large task came, so no large lane's thread started.
-        assert_eq!(pool.large.started_threads(), 0);
+        assert_eq!(pool.large.running_threads(), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,23 +10,24 @@
 //! threads are its own keeps the bound. The two pools were one mechanism written twice; this
 //! is it, once.
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicIsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// How long a thread waits for work before it ends, as tokio's blocking threads do: a burst's
 /// threads, and what their states hold (a connection and its page cache), do not stay for
-/// the life of the process.
+/// the life of the process. Work goes to the thread that became free last, so under a light
+/// load the threads beyond what it needs wait out this timeout and end.
 pub(crate) const IDLE_THREAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a thread runs: the work, given the thread's state, and the sending of its outcome.
-/// Before it answers, it counts its thread spare again (the pool's `spare`, given to it), so
-/// that a caller who queues its next call on that answer finds the thread counted free
-/// rather than start another. It answers whether the work panicked, so that the thread
-/// starts over with fresh state.
-type Job<S> = Box<dyn FnOnce(&mut S, &AtomicIsize) -> Panicked + Send>;
+/// Before it answers, it calls the function it is given, which puts its thread in the pool's
+/// `free` list: a caller who queues its next call on that answer then finds the thread free
+/// rather than start another. It answers whether the work panicked, so that
+/// the thread starts over with fresh state.
+type Job<S> = Box<dyn FnOnce(&mut S, &mut dyn FnMut()) -> Panicked + Send>;
 
 /// Whether a job's work panicked.
 type Panicked = bool;
@@ -41,7 +42,7 @@ pub(crate) enum WorkerError {
     /// The work panicked; the panic's message, which says which bug it was.
     #[error("it panicked: {0}")]
     Panicked(String),
-    /// The work's thread went away without answering (never, while the pool lives).
+    /// The work was dropped unrun: no thread could make its state (a panic there).
     #[error("it ended without an answer")]
     NoAnswer,
 }
@@ -50,31 +51,57 @@ pub(crate) enum WorkerError {
 /// queue; each thread keeps a state of type `S` (a database connection, or nothing) from one
 /// call to the next, and ends after [`IDLE_THREAD_TIMEOUT`] without work.
 ///
-/// - A call waiting for a thread holds no thread; the work of a call dropped while it waits
-///   stays queued until a thread takes it, and is then skipped.
+/// - A call's work goes to the thread that became free last, or to a new thread when none is
+///   free and fewer than the most are running; otherwise it waits in the queue, holding no
+///   thread. The work of a call dropped while it waits stays queued until a thread takes it,
+///   and is then skipped.
 /// - A panic in the work is that call's [`WorkerError::Panicked`], not the thread's end; the
 ///   thread's state, which the work may have left halfway, is replaced with a new one.
-/// - Dropping the pool closes the queue and waits for the threads to finish what they took,
-///   so that whatever their states hold (a connection to a file) is released when the pool
-///   is gone.
+/// - Dropping the pool lets the threads finish the queued work and waits for them to end, so
+///   that whatever their states hold (a connection to a file) is released when the pool is
+///   gone.
 pub(crate) struct WorkerPool<S> {
     /// The threads' name, which `ps`, `perf` and the bench's thread split show.
     name: &'static str,
-    /// Taken by `Drop`, which closes the queue so that the threads end.
-    queue: Option<mpsc::Sender<Job<S>>>,
-    jobs: Arc<Mutex<mpsc::Receiver<Job<S>>>>,
+    shared: Arc<Shared<S>>,
     /// Makes a thread's state, when it starts and after a panic.
     new_state: Arc<dyn Fn() -> S + Send + Sync>,
     max_threads: usize,
-    /// The threads running: a thread that ends for want of work takes itself out.
-    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    /// The threads waiting for work less the calls' work waiting for a thread: below zero,
-    /// a call found no thread free, and another is started if there is room.
-    spare: Arc<AtomicIsize>,
     /// The threads' stack size, when not the platform's (a test's way to make starts fail).
     stack_size: Option<usize>,
     /// How long a thread waits for work before it ends ([`IDLE_THREAD_TIMEOUT`]).
     idle_timeout: Duration,
+    /// How long a caller holds the pool between queueing its work and taking a free thread:
+    /// a test's way to make a thread's wait run out while it is being handed work.
+    #[cfg(test)]
+    handoff_pause: Option<Duration>,
+}
+
+/// What the callers and the threads of a pool share, behind one lock.
+struct Shared<S> {
+    state: Mutex<PoolState<S>>,
+}
+
+/// The pool's queue and threads, read and changed only under [`Shared`]'s lock.
+struct PoolState<S> {
+    /// Work no thread has taken yet.
+    queue: VecDeque<Job<S>>,
+    /// The threads free for work, the one that became free last at the end. A caller takes a
+    /// thread out and wakes it; a thread still in here when its wait runs out ends.
+    free: Vec<Arc<Condvar>>,
+    /// The threads running (started, and not ended for want of work).
+    running: usize,
+    /// Every thread started and not yet joined: `Drop` waits for each, including one that is
+    /// ending and still dropping its state.
+    handles: Vec<JoinHandle<()>>,
+    /// Set by `Drop`: threads end once the queue is empty.
+    closed: bool,
+}
+
+impl<S> Shared<S> {
+    fn lock(&self) -> MutexGuard<'_, PoolState<S>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl<S> std::fmt::Debug for WorkerPool<S> {
@@ -82,7 +109,6 @@ impl<S> std::fmt::Debug for WorkerPool<S> {
         f.debug_struct("WorkerPool")
             .field("name", &self.name)
             .field("max_threads", &self.max_threads)
-            .field("spare", &self.spare)
             .finish_non_exhaustive()
     }
 }
@@ -95,17 +121,23 @@ impl<S: 'static> WorkerPool<S> {
         max_threads: usize,
         new_state: impl Fn() -> S + Send + Sync + 'static,
     ) -> Self {
-        let (queue, jobs) = mpsc::channel();
         WorkerPool {
             name,
-            queue: Some(queue),
-            jobs: Arc::new(Mutex::new(jobs)),
+            shared: Arc::new(Shared {
+                state: Mutex::new(PoolState {
+                    queue: VecDeque::new(),
+                    free: Vec::new(),
+                    running: 0,
+                    handles: Vec::new(),
+                    closed: false,
+                }),
+            }),
             new_state: Arc::new(new_state),
             max_threads: max_threads.max(1),
-            threads: Arc::new(Mutex::new(Vec::new())),
-            spare: Arc::new(AtomicIsize::new(0)),
             stack_size: None,
             idle_timeout: IDLE_THREAD_TIMEOUT,
+            #[cfg(test)]
+            handoff_pause: None,
         }
     }
 
@@ -115,124 +147,72 @@ impl<S: 'static> WorkerPool<S> {
     }
 
     /// Runs `work` with the state of one of the pool's threads once one is free, starting a
-    /// thread if none is free and fewer than the most have started.
+    /// thread if none is free and fewer than the most are running.
     pub(crate) async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut S) -> T + Send + 'static,
     ) -> Result<T, WorkerError> {
         let (answer, outcome) = tokio::sync::oneshot::channel();
-        let job: Job<S> = Box::new(move |state: &mut S, spare: &AtomicIsize| {
+        let job: Job<S> = Box::new(move |state: &mut S, count_free: &mut dyn FnMut()| {
             if answer.is_closed() {
-                spare.fetch_add(1, Ordering::AcqRel);
                 return false;
             }
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(state)));
             let panicked = result.is_err();
             let result = result
                 .map_err(|panic| WorkerError::Panicked(panic_message(panic.as_ref()).to_owned()));
-            // Nothing after this can panic but the answer's drop, when its caller has gone.
-            spare.fetch_add(1, Ordering::AcqRel);
+            count_free();
             let _ = answer.send(result);
             panicked
         });
-        // This work takes a thread that waits, or needs another.
-        if self.spare.fetch_sub(1, Ordering::AcqRel) <= 0 {
-            if let Err(e) = self.start_thread() {
-                self.spare.fetch_add(1, Ordering::AcqRel);
-                return Err(e);
+        {
+            let mut pool = self.shared.lock();
+            pool.queue.push_back(job);
+            #[cfg(test)]
+            if let Some(pause) = self.handoff_pause {
+                std::thread::sleep(pause);
             }
-        }
-        // The pool holds the queue's receiver, and `Drop` alone takes the sender, so the queue
-        // takes every job while `self` lives. Were one refused, it would drop its answer, and
-        // the call would end with `NoAnswer`.
-        if let Some(queue) = &self.queue {
-            let _ = queue.send(job);
+            if let Some(thread) = pool.free.pop() {
+                thread.notify_one();
+            } else if pool.running < self.max_threads {
+                if let Err(e) = self.start_thread(&mut pool) {
+                    if pool.running == 0 {
+                        pool.queue.pop_back();
+                        return Err(WorkerError::NoThread(e.to_string()));
+                    }
+                    // A running thread takes the work when it is done with its own.
+                    tracing::warn!("cannot start another {} thread: {e}", self.name);
+                }
+            }
         }
         outcome.await.unwrap_or(Err(WorkerError::NoAnswer))
     }
 
-    /// Starts another thread unless `max_threads` are running. A thread the operating system
-    /// refuses is an error only when there is none to take the call; otherwise it is logged
-    /// and the call waits for a thread that runs.
-    fn start_thread(&self) -> Result<(), WorkerError> {
-        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
-        if threads.len() >= self.max_threads {
-            return Ok(());
-        }
-        let (jobs, spare, new_state, running) = (
-            self.jobs.clone(),
-            self.spare.clone(),
-            self.new_state.clone(),
-            self.threads.clone(),
-        );
-        let idle_timeout = self.idle_timeout;
+    /// Starts another thread, counted in `pool` as running.
+    fn start_thread(&self, pool: &mut PoolState<S>) -> std::io::Result<()> {
         let mut builder = std::thread::Builder::new().name(self.name.to_owned());
         if let Some(bytes) = self.stack_size {
             builder = builder.stack_size(bytes);
         }
-        let spawned = builder.spawn(move || {
-            let mut state = new_state();
-            spare.fetch_add(1, Ordering::AcqRel);
-            loop {
-                // The lock is held only while waiting: the thread that takes a job lets the
-                // next idle thread wait for the following one. Taking a job leaves `spare` as
-                // it is: the job counted itself off when it was queued, and counts its thread
-                // back in before it answers.
-                let next = jobs
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .recv_timeout(idle_timeout);
-                match next {
-                    // A job catches its work's panic; one from dropping an answer nobody
-                    // waits for is caught here, so the pool keeps its threads.
-                    Ok(job) => {
-                        let panicked =
-                            std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut state, &spare)))
-                                .unwrap_or(true);
-                        if panicked {
-                            state = new_state();
-                        }
-                    }
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        // It may end only while more threads are counted spare than jobs wait
-                        // (`spare` above zero, itself included): a job queued after the wait
-                        // ran out counted on a thread being free, and found one.
-                        let leaving = spare
-                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                                (n > 0).then(|| n - 1)
-                            })
-                            .is_ok();
-                        if leaving {
-                            // Its handle was pushed before `start_thread` let go of the lock.
-                            let me = std::thread::current().id();
-                            running
-                                .lock()
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .retain(|handle| handle.thread().id() != me);
-                            break;
-                        }
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            }
-        });
-        match spawned {
-            Ok(handle) => {
-                threads.push(handle);
-                Ok(())
-            }
-            Err(e) if threads.is_empty() => Err(WorkerError::NoThread(e.to_string())),
-            Err(e) => {
-                tracing::warn!("cannot start another {} thread: {e}", self.name);
-                Ok(())
-            }
-        }
+        let worker = Worker {
+            shared: self.shared.clone(),
+            new_state: self.new_state.clone(),
+            wake: Arc::new(Condvar::new()),
+            idle_timeout: self.idle_timeout,
+        };
+        let handle = builder.spawn(move || worker.work())?;
+        pool.running += 1;
+        // Threads that ended for want of work leave finished handles behind.
+        pool.handles.retain(|handle| !handle.is_finished());
+        pool.handles.push(handle);
+        Ok(())
     }
 
-    /// The same pool with threads of `bytes` of stack.
+    /// The same pool, except that the operating system refuses to start its threads: their
+    /// stacks would be larger than any address space.
     #[cfg(test)]
-    pub(crate) fn with_stack_size(mut self, bytes: usize) -> Self {
-        self.stack_size = Some(bytes);
+    pub(crate) fn that_cannot_start_threads(mut self) -> Self {
+        self.stack_size = Some(usize::MAX & !0xffff);
         self
     }
 
@@ -246,21 +226,137 @@ impl<S: 'static> WorkerPool<S> {
     /// How many threads are running.
     #[cfg(test)]
     pub(crate) fn running_threads(&self) -> usize {
-        self.threads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+        self.shared.lock().running
+    }
+
+    /// How many calls' work waits for a thread.
+    #[cfg(test)]
+    pub(crate) fn queued_work(&self) -> usize {
+        self.shared.lock().queue.len()
+    }
+}
+
+/// One thread of a pool.
+struct Worker<S> {
+    shared: Arc<Shared<S>>,
+    new_state: Arc<dyn Fn() -> S + Send + Sync>,
+    /// What a caller wakes this thread with, once it has taken it out of `free`.
+    wake: Arc<Condvar>,
+    idle_timeout: Duration,
+}
+
+impl<S> Worker<S> {
+    /// The thread's life: make a state, then run work until the pool closes or no work comes
+    /// for the idle timeout.
+    fn work(self) {
+        let Some(mut state) = self.make_state() else {
+            return;
+        };
+        let mut counted_free = false;
+        while let Some(job) = self.next_job(counted_free) {
+            counted_free = false;
+            let mut count_free = || {
+                if !counted_free {
+                    self.shared.lock().free.push(self.wake.clone());
+                    counted_free = true;
+                }
+            };
+            // A job catches its work's panic; one from dropping an answer nobody waits for
+            // is caught here, so the pool keeps its threads.
+            let panicked =
+                std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut state, &mut count_free)))
+                    .unwrap_or_else(|panic| {
+                        tracing::warn!(
+                            "a worker thread's task panicked outside its work: {}",
+                            panic_message(panic.as_ref())
+                        );
+                        true
+                    });
+            if panicked {
+                match self.make_state() {
+                    Some(new) => state = new,
+                    None => return,
+                }
+            }
+        }
+    }
+
+    /// The next job, waiting for one while the thread is in `free`; `None` when the pool has
+    /// closed and its queue is empty, or when no work came for the idle timeout.
+    /// `counted_free` says whether the last job put the thread in `free` already.
+    fn next_job(&self, counted_free: bool) -> Option<Job<S>> {
+        let mut pool = self.shared.lock();
+        if !counted_free {
+            pool.free.push(self.wake.clone());
+        }
+        let mut waited_out = false;
+        loop {
+            let listed = pool.free.iter().position(|w| Arc::ptr_eq(w, &self.wake));
+            if let Some(job) = pool.queue.pop_front() {
+                if let Some(at) = listed {
+                    pool.free.remove(at);
+                }
+                return Some(job);
+            }
+            match listed {
+                // A caller took it out for work another thread took first: free again.
+                None if !pool.closed => pool.free.push(self.wake.clone()),
+                None => return None,
+                Some(at) if pool.closed || waited_out => {
+                    // No caller counts on a thread still in `free`: one that queues work
+                    // takes a thread out of it.
+                    pool.free.remove(at);
+                    pool.running -= 1;
+                    return None;
+                }
+                Some(_) => {}
+            }
+            let (relocked, wait) = self
+                .wake
+                .wait_timeout(pool, self.idle_timeout)
+                .unwrap_or_else(PoisonError::into_inner);
+            pool = relocked;
+            waited_out = wait.timed_out();
+        }
+    }
+
+    /// A new state for the thread, or `None` when making it panicked: the thread then ends,
+    /// and when it was the last one, the queued work is dropped so that its callers get an
+    /// error rather than wait for a thread that is not coming.
+    fn make_state(&self) -> Option<S> {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| (self.new_state)())) {
+            Ok(state) => Some(state),
+            Err(panic) => {
+                tracing::warn!(
+                    "a worker thread could not make its state: {}",
+                    panic_message(panic.as_ref())
+                );
+                let mut pool = self.shared.lock();
+                pool.free.retain(|w| !Arc::ptr_eq(w, &self.wake));
+                pool.running -= 1;
+                if pool.running == 0 {
+                    pool.queue.clear();
+                }
+                None
+            }
+        }
     }
 }
 
 impl<S> Drop for WorkerPool<S> {
-    /// Closes the queue and waits for the threads to finish what they took.
+    /// Closes the pool, wakes its free threads and waits for every thread to end; the threads
+    /// first run the work still queued.
     fn drop(&mut self) {
-        drop(self.queue.take());
-        let threads =
-            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        let handles = {
+            let mut pool = self.shared.lock();
+            pool.closed = true;
+            for thread in pool.free.drain(..) {
+                thread.notify_one();
+            }
+            std::mem::take(&mut pool.handles)
+        };
         let me = std::thread::current().id();
-        for handle in threads {
+        for handle in handles {
             // A pool dropped by its own work cannot wait for itself.
             if handle.thread().id() != me {
                 let _ = handle.join();
@@ -284,7 +380,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 mod tests {
     use super::*;
     use std::collections::HashSet;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     /// Many calls at once run on at most the pool's few threads, all of its name, and each
@@ -407,8 +503,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pool_that_cannot_start_a_thread_says_so_and_tries_again() {
-        // No address space holds a stack this large, so the operating system refuses it.
-        let pool = WorkerPool::new("test-pool", 2, || ()).with_stack_size(1 << 62);
+        let pool = WorkerPool::new("test-pool", 2, || ()).that_cannot_start_threads();
         for _ in 0..2 {
             let err = pool.run(|_| 1).await.expect_err("no thread to run it");
             assert!(matches!(err, WorkerError::NoThread(_)), "{err:?}");
@@ -419,8 +514,8 @@ mod tests {
             );
         }
         assert_eq!(pool.running_threads(), 0);
-        // The refused calls were not counted as waiting: `spare` is back where it began.
-        assert_eq!(pool.spare.load(Ordering::SeqCst), 0);
+        // The refused calls' work did not stay queued for a thread that is not coming.
+        assert_eq!(pool.queued_work(), 0);
     }
 
     /// A thread's state that tells the test when it is dropped.
@@ -470,12 +565,32 @@ mod tests {
         }
         // A thread takes itself out of the pool before its state is dropped.
         assert_eq!(pool.running_threads(), 0);
-        assert_eq!(
-            pool.spare.load(Ordering::SeqCst),
-            0,
-            "ended threads still counted"
-        );
         assert_eq!(pool.run(|_| 5).await.expect("a new thread runs it"), 5);
+        // The new thread, with a state of its own, ends in its turn.
+        ends.recv_timeout(Duration::from_secs(5))
+            .expect("the new thread's state was dropped");
+    }
+
+    /// Under a light load work goes to the thread that became free last, so the threads the
+    /// load does not need wait out their timeout and end (handed work in turn, each would
+    /// stay).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn under_a_light_load_the_threads_it_does_not_need_end() {
+        let (pool, ends) = pool_with_two_threads_running(Duration::from_millis(300)).await;
+        // One call at a time, every 10 ms, for up to ten seconds: one thread serves it.
+        let mut ended = false;
+        for _ in 0..1000 {
+            pool.run(|_| ()).await.expect("runs");
+            if ends.try_recv().is_ok() {
+                ended = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            ended,
+            "both threads stayed under a load that one thread serves"
+        );
         assert_eq!(pool.running_threads(), 1);
     }
 
@@ -483,31 +598,53 @@ mod tests {
     /// without a thread: every call is answered.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn calls_that_come_while_threads_end_are_all_answered() {
-        let pool = Arc::new(
-            // Threads all but never wait, so that their choices to end fall between calls
-            // being queued.
-            WorkerPool::new("test-pool", 3, || ()).with_idle_timeout(Duration::from_micros(1)),
-        );
-        let rounds = async {
-            for round in 0..300u64 {
-                let calls: Vec<_> = (0..4)
-                    .map(|i| {
-                        let pool = pool.clone();
-                        tokio::spawn(async move { pool.run(move |_| round * 4 + i).await })
-                    })
-                    .collect();
-                for (i, call) in calls.into_iter().enumerate() {
-                    assert_eq!(call.await.unwrap().unwrap(), round * 4 + i as u64);
+        // With one thread, a call that met its thread ending has no other to fall back on.
+        for max_threads in [1, 3] {
+            let pool = Arc::new(
+                // Threads all but never wait, so that their choices to end fall between calls
+                // being queued.
+                WorkerPool::new("test-pool", max_threads, || ())
+                    .with_idle_timeout(Duration::from_micros(1)),
+            );
+            let rounds = async {
+                for round in 0..300u64 {
+                    let calls: Vec<_> = (0..round % 4 + 1)
+                        .map(|i| {
+                            let pool = pool.clone();
+                            tokio::spawn(async move { pool.run(move |_| round * 4 + i).await })
+                        })
+                        .collect();
+                    for (i, call) in (0..).zip(calls) {
+                        assert_eq!(call.await.unwrap().unwrap(), round * 4 + i);
+                    }
+                    // Pauses of different lengths, so that the rounds' calls meet threads in
+                    // every step of ending.
+                    tokio::time::sleep(Duration::from_micros(100 * (round % 5))).await;
                 }
-                // Pauses of different lengths, so that the rounds' calls meet threads in
-                // every step of ending.
-                tokio::time::sleep(Duration::from_micros(100 * (round % 5))).await;
+            };
+            tokio::time::timeout(Duration::from_secs(60), rounds)
+                .await
+                .expect("a call waited with no thread to run it");
+        }
+    }
+
+    /// A thread whose wait runs out while a caller hands it work takes the work rather than
+    /// end: the caller counted on it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_thread_handed_work_as_its_wait_runs_out_takes_it() {
+        let mut pool =
+            WorkerPool::new("test-pool", 1, || ()).with_idle_timeout(Duration::from_millis(2));
+        // Each caller holds the pool past the waiting thread's timeout before it takes the
+        // thread out of `free`.
+        pool.handoff_pause = Some(Duration::from_millis(5));
+        let calls = async {
+            for i in 0..50u32 {
+                assert_eq!(pool.run(move |_| i).await.expect("runs"), i);
             }
         };
-        tokio::time::timeout(Duration::from_secs(60), rounds)
+        tokio::time::timeout(Duration::from_secs(60), calls)
             .await
             .expect("a call waited with no thread to run it");
-        assert!(pool.running_threads() <= 3);
     }
 
     #[tokio::test]

@@ -89,9 +89,7 @@ impl CpuPool {
             WorkerError::Panicked(panic) => {
                 Status::internal(format!("{what} task failed: {panic}"))
             }
-            WorkerError::NoAnswer => {
-                Status::internal(format!("{what} task failed: it ended without an answer"))
-            }
+            e @ WorkerError::NoAnswer => Status::internal(format!("{what} task failed: {e}")),
         })
     }
 }
@@ -191,8 +189,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lane_that_cannot_start_a_thread_says_so() {
-        // No address space holds a stack this large, so the operating system refuses it.
-        let refused = |name| WorkerPool::new(name, 1, || ()).with_stack_size(1 << 62);
+        let refused = |name| WorkerPool::new(name, 1, || ()).that_cannot_start_threads();
         let pool = CpuPool {
             small: refused("byline-cpu"),
             large: refused("byline-cpu-big"),

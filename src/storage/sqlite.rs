@@ -18,7 +18,7 @@ use crate::storage::{
     BatchResult, CheckpointRow, EntryKind, EntryRecord, LogMeta, LogState, PendingEntry, Store,
     StoreError, TokenRecord,
 };
-use crate::worker_pool::{WorkerError, WorkerPool};
+use crate::worker_pool::WorkerPool;
 
 pub(super) const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS log_meta (id INTEGER PRIMARY KEY CHECK (id = 1), origin TEXT NOT NULL, verifier_key TEXT NOT NULL)",
@@ -301,13 +301,9 @@ impl ConnectionPool {
             })
             .await
             .unwrap_or_else(|e| {
-                Err(StoreError::Unavailable(match e {
-                    WorkerError::NoThread(e) => {
-                        format!("cannot start a thread for the SQLite store's reads: {e}")
-                    }
-                    WorkerError::Panicked(panic) => format!("an SQLite call failed: {panic}"),
-                    WorkerError::NoAnswer => "an SQLite call ended without an answer".into(),
-                }))
+                Err(StoreError::Unavailable(format!(
+                    "an SQLite call of the store's readers failed: {e}"
+                )))
             })
     }
 }

@@ -8,8 +8,8 @@
 //! about thirty of them under that load: a permit comes back when the call resumes, before the
 //! thread that did the work is idle again, so tokio started another. Each thread's allocator
 //! heap keeps the memory it freed, and content-mode `SignStream` peaked above 100 MiB. So the
-//! pool owns its threads (a `worker_pool::WorkerPool`): at most a fixed number, started as tasks need
-//! them, taking work from a queue.
+//! pool owns its threads (a `worker_pool::WorkerPool`): at most a fixed number, started as
+//! tasks need them, taking work from a queue.
 //!
 //! One queue made a large article (up to 4 MiB by default, tens of milliseconds to canonicalize)
 //! hold up every small one queued behind it on that CPU, so large inputs have a lane of their
@@ -37,9 +37,9 @@ pub const LARGE_TASK_BYTES: usize = 128 * 1024;
 
 /// Two lanes of threads running CPU-bound tasks: `byline-cpu` for small inputs and
 /// `byline-cpu-big` for those over [`LARGE_TASK_BYTES`], so that a large article delays only
-/// the large ones queued behind it. Each lane is a `worker_pool::WorkerPool`: its threads start as tasks
-/// need them, tasks waiting for a thread hold no thread, and the threads end when the pool is
-/// dropped.
+/// the large ones queued behind it. Each lane is a `worker_pool::WorkerPool`: its threads
+/// start as tasks need them and end after 10 s without any, tasks waiting for a thread hold
+/// no thread, and the threads end when the pool is dropped.
 #[derive(Debug)]
 pub struct CpuPool {
     small: WorkerPool<()>,

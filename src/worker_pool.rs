@@ -106,7 +106,10 @@ impl<S> std::fmt::Debug for WorkerPool<S> {
 
 impl<S: 'static> WorkerPool<S> {
     /// A pool of up to `max_threads` threads (at least one) named `name`, each starting with
-    /// the state `new_state` makes; no thread starts until a call needs it.
+    /// the state `new_state` makes; no thread starts until a call needs it. `new_state` must
+    /// not panic: a thread whose state it cannot make ends still counted against the bound,
+    /// and work queued for it waits for another thread. (Both states in use, nothing and a
+    /// connection opened on first use, are made without a fallible step.)
     pub(crate) fn new(
         name: &'static str,
         max_threads: usize,

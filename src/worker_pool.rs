@@ -74,6 +74,7 @@ pub(crate) struct WorkerPool<S> {
     /// a call found no thread free, and another is started if there is room.
     spare: Arc<AtomicIsize>,
     /// The threads' stack size, when not the platform's (a test's way to make starts fail).
+    #[cfg(test)]
     stack_size: Option<usize>,
     /// How long a thread waits for work before it ends ([`IDLE_THREAD_TIMEOUT`]).
     idle_timeout: Duration,
@@ -127,6 +128,7 @@ impl<S: 'static> WorkerPool<S> {
                 handles: Vec::new(),
             })),
             spare: Arc::new(AtomicIsize::new(0)),
+            #[cfg(test)]
             stack_size: None,
             idle_timeout: IDLE_THREAD_TIMEOUT,
             #[cfg(test)]
@@ -184,73 +186,22 @@ impl<S: 'static> WorkerPool<S> {
         if threads.running >= self.max_threads {
             return Ok(());
         }
-        let (jobs, spare, new_state, running) = (
-            self.jobs.clone(),
-            self.spare.clone(),
-            self.new_state.clone(),
-            self.threads.clone(),
-        );
-        let idle_timeout = self.idle_timeout;
+        let thread = PoolThread {
+            jobs: self.jobs.clone(),
+            spare: self.spare.clone(),
+            threads: self.threads.clone(),
+            new_state: self.new_state.clone(),
+            idle_timeout: self.idle_timeout,
+            #[cfg(test)]
+            ending_pause: self.ending_pause,
+        };
+        let builder = std::thread::Builder::new().name(self.name.to_owned());
         #[cfg(test)]
-        let ending_pause = self.ending_pause;
-        let mut builder = std::thread::Builder::new().name(self.name.to_owned());
-        if let Some(bytes) = self.stack_size {
-            builder = builder.stack_size(bytes);
-        }
-        let spawned = builder.spawn(move || {
-            let mut state = new_state();
-            spare.fetch_add(1, Ordering::AcqRel);
-            loop {
-                // The lock is held only while waiting: the thread that takes a job lets the
-                // next idle thread wait for the following one. Taking a job leaves `spare` as
-                // it is: the job counted itself off when it was queued, and counts its thread
-                // back in before it answers.
-                let next = jobs
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .recv_timeout(idle_timeout);
-                match next {
-                    // A job catches its work's panic; one from dropping an answer nobody
-                    // waits for is caught here, so the pool keeps its threads.
-                    Ok(job) => {
-                        let panicked =
-                            std::panic::catch_unwind(AssertUnwindSafe(|| job(&mut state, &spare)))
-                                .unwrap_or_else(|panic| {
-                                    tracing::warn!(
-                                        "a worker thread's task panicked outside its work: {}",
-                                        panic_message(panic.as_ref())
-                                    );
-                                    true
-                                });
-                        if panicked {
-                            state = new_state();
-                        }
-                    }
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        // It may end only while more threads are counted spare than jobs wait
-                        // (`spare` above zero, itself included): a job queued after the wait
-                        // ran out counted on a thread being free, and found one.
-                        // Both counts change under the threads' lock (see `Threads`).
-                        let mut threads = running.lock().unwrap_or_else(PoisonError::into_inner);
-                        let leaving = spare
-                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                                (n > 0).then(|| n - 1)
-                            })
-                            .is_ok();
-                        if leaving {
-                            #[cfg(test)]
-                            if let Some(pause) = ending_pause {
-                                std::thread::sleep(pause);
-                            }
-                            threads.running -= 1;
-                            // Its handle stays for `Drop`, which then waits for its state too.
-                            break;
-                        }
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            }
-        });
+        let builder = match self.stack_size {
+            Some(bytes) => builder.stack_size(bytes),
+            None => builder,
+        };
+        let spawned = builder.spawn(move || thread.serve());
         match spawned {
             Ok(handle) => {
                 threads.running += 1;
@@ -289,6 +240,83 @@ impl<S: 'static> WorkerPool<S> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .running
+    }
+}
+
+/// What one thread of a pool holds: the pool's queue and counts, and how to make its state.
+struct PoolThread<S> {
+    jobs: Arc<Mutex<mpsc::Receiver<Job<S>>>>,
+    spare: Arc<AtomicIsize>,
+    threads: Arc<Mutex<Threads>>,
+    new_state: Arc<dyn Fn() -> S + Send + Sync>,
+    idle_timeout: Duration,
+    /// See [`WorkerPool`]'s field of the name.
+    #[cfg(test)]
+    ending_pause: Option<Duration>,
+}
+
+impl<S> PoolThread<S> {
+    /// The thread's life: run jobs until the pool closes its queue, or until no job comes for
+    /// the idle timeout and the thread may end.
+    fn serve(self) {
+        let mut state = (self.new_state)();
+        self.spare.fetch_add(1, Ordering::AcqRel);
+        loop {
+            // The lock is held only while waiting: the thread that takes a job lets the next
+            // idle thread wait for the following one. Taking a job leaves `spare` as it is: the
+            // job counted itself off when it was queued, and counts its thread back in before
+            // it answers.
+            let next = self
+                .jobs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .recv_timeout(self.idle_timeout);
+            match next {
+                Ok(job) => self.run_job(job, &mut state),
+                Err(mpsc::RecvTimeoutError::Timeout) if self.may_end() => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+    }
+
+    /// Runs one job, with a new state after a panic. A job catches its work's panic; one from
+    /// dropping an answer nobody waits for is caught here, so the pool keeps its threads.
+    fn run_job(&self, job: Job<S>, state: &mut S) {
+        let panicked = std::panic::catch_unwind(AssertUnwindSafe(|| job(state, &self.spare)))
+            .unwrap_or_else(|panic| {
+                tracing::warn!(
+                    "a worker thread's task panicked outside its work: {}",
+                    panic_message(panic.as_ref())
+                );
+                true
+            });
+        if panicked {
+            *state = (self.new_state)();
+        }
+    }
+
+    /// Whether a thread whose wait for work ran out may end, counting itself out if so. It may
+    /// only while more threads are counted spare than jobs wait (`spare` above zero, itself
+    /// included): a job queued after the wait ran out counted on a thread being free, and
+    /// finds one. Both counts change under the threads' lock (see `Threads`); the thread's
+    /// handle stays for `Drop`, which then waits for its state too.
+    fn may_end(&self) -> bool {
+        let mut threads = self.threads.lock().unwrap_or_else(PoisonError::into_inner);
+        let leaving = self
+            .spare
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n > 0).then(|| n - 1)
+            })
+            .is_ok();
+        if leaving {
+            #[cfg(test)]
+            if let Some(pause) = self.ending_pause {
+                std::thread::sleep(pause);
+            }
+            threads.running -= 1;
+        }
+        leaving
     }
 }
 

@@ -1573,8 +1573,9 @@ async fn bench_sign_counts_only_logged_calls() {
         size >= counted,
         "the bench counted {counted} signed calls but the log holds {size} entries"
     );
-    // `--lookup` drives the store's reads instead (the articles just signed, so the lookups
-    // find them), on the store's own reader threads, and signs nothing.
+    // `--lookup` drives the store's reads instead, on the store's own reader threads, and
+    // signs nothing. (The bench counts every answered lookup, found or not; the articles were
+    // just signed, so these find entries, but the bench does not check that.)
     let out = bench(
         &[
             "--lookup",
@@ -1595,6 +1596,12 @@ async fn bench_sign_counts_only_logged_calls() {
     let requests = report_line(&stdout, "requests");
     assert!(requests.contains(" ok, 0 errors"), "{requests}");
     assert!(!requests.starts_with("requests        0 ok"), "{requests}");
+    let answered: u64 = requests
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {requests:?}"));
+    assert!(answered > 0, "{requests}");
     let threads = report_line(&stdout, "server threads");
     assert!(threads.contains("byline-sqlite-r "), "{threads}");
     assert!(stdout.contains("server memory"), "{stdout}");
@@ -1603,11 +1610,18 @@ async fn bench_sign_counts_only_logged_calls() {
         stdout.contains("log commits     none during the load"),
         "{stdout}"
     );
+    // The line is printed only for calls seen; its count must be the lookups'.
     let in_server = report_line(&stdout, "in the server");
     assert!(
         !in_server.starts_with("in the server   0 calls"),
         "{in_server}"
     );
+    let served: u64 = in_server
+        .split_whitespace()
+        .nth(3)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {in_server:?}"));
+    assert!(served >= answered, "{in_server} against {requests}");
     assert!(
         !stdout.contains("ratio"),
         "a lookup run has no signing ratio:\n{stdout}"
@@ -1615,6 +1629,7 @@ async fn bench_sign_counts_only_logged_calls() {
     // Content mode carries no text digests to look up: refused before any load.
     let out = bench(&["--lookup", "--mode", "content", "--duration", "1"], 60);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("--lookup looks articles up by the text digests of digest mode"),

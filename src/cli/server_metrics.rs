@@ -26,6 +26,13 @@ pub struct ServedHistogram {
     pub sum: f64,
 }
 
+/// A lane's histogram before its first task: what a lane that the first scrape did not list
+/// had observed.
+static NO_TASKS: ServedHistogram = ServedHistogram {
+    buckets: Vec::new(),
+    sum: 0.0,
+};
+
 /// The counters a bench run reads, as one scrape read them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LogCounters {
@@ -266,8 +273,8 @@ impl LogActivity {
                 .cpu_lanes
                 .iter()
                 .filter_map(|(lane, histogram)| {
-                    let earlier = before.cpu_lanes.get(lane).cloned().unwrap_or_default();
-                    Some((lane.clone(), Observed::between(&earlier, histogram)?))
+                    let earlier = before.cpu_lanes.get(lane).unwrap_or(&NO_TASKS);
+                    Some((lane.clone(), Observed::between(earlier, histogram)?))
                 })
                 .collect(),
         };

@@ -1626,6 +1626,41 @@ async fn bench_sign_counts_only_logged_calls() {
         !stdout.contains("ratio"),
         "a lookup run has no signing ratio:\n{stdout}"
     );
+    // A paced echo names its pace in the report's first line, as a paced Sign run does (the
+    // latency of a bare call at the same rate is what the host and transport add to Sign's),
+    // and it signs nothing.
+    let out = bench(
+        &[
+            "--echo",
+            "--rate",
+            "200",
+            "--concurrency",
+            "4",
+            "--duration",
+            "1",
+        ],
+        60,
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let header = report_line(&stdout, "byline bench sign:");
+    assert!(
+        header.contains("unary Health/Check (bare transport echo, no signing) paced to 200/s"),
+        "{header}"
+    );
+    assert!(
+        !stdout.contains("ratio"),
+        "an echo has no signing ratio:\n{stdout}"
+    );
+    // A rate that is not a number of calls per second is refused before any load.
+    let out = bench(&["--rate", "0", "--duration", "1"], 60);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("\"0\" is not a rate"),
+        "{}",
+        text(&out.stderr)
+    );
     // Content mode carries no text digests to look up: refused before any load.
     let out = bench(&["--lookup", "--mode", "content", "--duration", "1"], 60);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));

@@ -32,6 +32,60 @@ pub enum Mode {
     Content,
 }
 
+/// What each call of a run asks of the server, decided once from the flags (which clap keeps
+/// to one of `--stream`, `--echo` and `--lookup`): the header, the calls sent, whether the
+/// raw rate is read and which RPC the server times all follow from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Load {
+    /// Unary `Sign`.
+    Sign,
+    /// `SignStream`, one stream per connection.
+    SignStream,
+    /// The bare `grpc.health.v1.Health/Check`: the transport's own cost.
+    Echo,
+    /// Unary `Lookup` by each article's text digest: the store's reads.
+    Lookup,
+}
+
+impl Load {
+    fn of(a: &BenchSignArgs) -> Load {
+        if a.stream {
+            Load::SignStream
+        } else if a.echo {
+            Load::Echo
+        } else if a.lookup {
+            Load::Lookup
+        } else {
+            Load::Sign
+        }
+    }
+
+    /// Whether the calls sign, and so whether the raw rate of signing is the yardstick.
+    fn signs(self) -> bool {
+        matches!(self, Load::Sign | Load::SignStream)
+    }
+
+    /// The RPC whose calls the server times one by one, for the `in the server` line: a
+    /// stream's time is recorded once per stream, as it opens, and the echo's not at all.
+    fn timed_rpc(self) -> Option<&'static str> {
+        match self {
+            Load::Sign => Some("Sign"),
+            Load::Lookup => Some("Lookup"),
+            Load::SignStream | Load::Echo => None,
+        }
+    }
+
+    /// The load as the report's first line names it.
+    fn describe(self) -> &'static str {
+        match self {
+            Load::Sign => "unary Sign",
+            Load::SignStream => "SignStream",
+            Load::Echo => "unary Health/Check (bare transport echo, no signing)",
+            Load::Lookup => "unary Lookup by text digest (the store's reads, no signing)",
+        }
+    }
+}
+
 /// `byline bench sign` arguments.
 #[derive(Args, Debug)]
 pub struct BenchSignArgs {
@@ -63,7 +117,7 @@ pub struct BenchSignArgs {
     /// Pace unary calls to about this many per second in all (default: as fast as answers
     /// come back), e.g. half the peak rate to measure latency below saturation. A call held
     /// back by a slow answer counts its latency from when it was due.
-    #[arg(long, conflicts_with = "stream")]
+    #[arg(long, conflicts_with = "stream", value_parser = positive_rate)]
     rate: Option<f64>,
     /// Call the server's bare `grpc.health.v1.Health/Check` instead of `Sign`: the transport's
     /// own cost per unary call on the same server and connections, for comparison.
@@ -79,6 +133,17 @@ pub struct BenchSignArgs {
     /// log's batches and commit times during the load beside the calls' latency.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<String>,
+}
+
+/// A `--rate`: a number of calls per second above zero (0, a negative number or NaN would
+/// leave the calls unpaced, or never sent, without saying so).
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "{text:?} is not a rate: give the calls per second as a number above 0"
+        )),
+    }
 }
 
 fn article(n: usize) -> String {
@@ -434,15 +499,12 @@ async fn run_unary(
     let workers = a.concurrency.max(1);
     // With a target rate, each worker sends one call per period (later if its last answer
     // came late), spread over the period so the calls do not arrive in bursts.
-    let period = a
-        .rate
-        .filter(|r| *r > 0.0)
-        .map(|r| Duration::from_secs_f64(workers as f64 / r));
+    let period = a.rate.map(|r| Duration::from_secs_f64(workers as f64 / r));
+    let load = Load::of(a);
     for w in 0..workers {
         let chan = chans[w % chans.len()].clone();
         let mut client = pb::byline_client::BylineClient::new(chan.clone());
         let mut health = tonic_health::pb::health_client::HealthClient::new(chan);
-        let (echo, lookup) = (a.echo, a.lookup);
         let token = token.to_string();
         let work = work.clone();
         let counter = counter.clone();
@@ -473,27 +535,27 @@ async fn run_unary(
                 }
                 let i = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let t = latency_start(due, previous_answer, now);
-                let ok = if echo {
-                    health
+                let ok = match load {
+                    Load::Echo => health
                         .check(tonic_health::pb::HealthCheckRequest {
                             service: String::new(),
                         })
                         .await
-                        .is_ok()
-                } else if lookup {
-                    client
+                        .is_ok(),
+                    Load::Lookup => client
                         .lookup(pb::LookupRequest {
                             digest: Some(pb::lookup_request::Digest::TextSha256(
                                 work.text_digest(i),
                             )),
                         })
                         .await
-                        .is_ok()
-                } else {
-                    let Ok(req) = super::remote::authorized(work.get(i), &token) else {
-                        break;
-                    };
-                    client.sign(req).await.is_ok()
+                        .is_ok(),
+                    Load::Sign | Load::SignStream => {
+                        let Ok(req) = super::remote::authorized(work.get(i), &token) else {
+                            break;
+                        };
+                        client.sign(req).await.is_ok()
+                    }
                 };
                 let answered = Instant::now();
                 if ok {
@@ -610,44 +672,30 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
     if a.lookup && a.mode != Mode::Digest {
         bail!("--lookup looks articles up by the text digests of digest mode: use --mode digest");
     }
-    let signs = !a.echo && !a.lookup;
+    let load = Load::of(&a);
     let token = super::remote::token_from_env()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let work = Arc::new(Workload::new(a.mode, &a.publisher, 4096)?);
+    let paced = a
+        .rate
+        .map(|r| format!(" paced to {r:.0}/s"))
+        .unwrap_or_default();
     println!(
-        "byline bench sign: {} mode, {}, concurrency {}, {} connections, {} s",
+        "byline bench sign: {} mode, {}{paced}, concurrency {}, {} connections, {} s",
         if a.mode == Mode::Digest {
             "digest"
         } else {
             "content"
         },
-        if a.stream {
-            "SignStream".to_string()
-        } else if a.echo {
-            "unary Health/Check (bare transport echo, no signing)".to_string()
-        } else if a.lookup {
-            "unary Lookup by text digest (the store's reads, no signing)".to_string()
-        } else {
-            match a.rate {
-                Some(r) => format!("unary Sign paced to {r:.0}/s"),
-                None => "unary Sign".to_string(),
-            }
-        },
+        load.describe(),
         a.concurrency,
         a.connections,
         a.duration
     );
-    // Only a unary call's time in the server is one call's (Sign's, or Lookup's with
-    // `--lookup`): SignStream's is recorded once per stream, as it opens, and the echo's not
-    // at all.
-    let rpc = if a.lookup {
-        Some("Lookup")
-    } else {
-        (signs && !a.stream).then_some("Sign")
-    };
+    let rpc = load.timed_rpc();
     let scrape_now = || {
         a.metrics
             .as_deref()
@@ -659,7 +707,7 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
     let idle_rss = a.server_pid.and_then(rss_mib);
     // The raw rate is read twice, with the server idle before and after the load: on a shared
     // machine one reading can be off by a third, and the spread shows how far to trust the ratio.
-    let raw_before = if signs {
+    let raw_before = if load.signs() {
         Some(raw_rate_beside(a.server_pid, RAW_RATE_WINDOW)?)
     } else {
         None
@@ -667,7 +715,7 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
     // Warm-up, not measured.
     rt.block_on(async {
         let until = Instant::now() + Duration::from_secs(1);
-        if a.stream {
+        if load == Load::SignStream {
             run_stream(&a, &token, work.clone(), until).await
         } else {
             run_unary(&a, &token, work.clone(), until).await
@@ -692,7 +740,7 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
     });
     let run = rt.block_on(async {
         let until = Instant::now() + Duration::from_secs(a.duration);
-        if a.stream {
+        if load == Load::SignStream {
             run_stream(&a, &token, work.clone(), until).await
         } else {
             run_unary(&a, &token, work.clone(), until).await
@@ -714,7 +762,7 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
         run.elapsed.as_secs_f64()
     );
     println!("throughput      {rate:.0} req/s");
-    if let Some(asked) = a.rate.filter(|r| *r > 0.0 && rate < 0.95 * r) {
+    if let Some(asked) = a.rate.filter(|r| rate < 0.95 * r) {
         println!(
             "                below the {asked:.0} req/s asked for: the server did not keep up, and \
              the latency includes the calls' wait to be sent"
@@ -741,9 +789,13 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
             println!("server memory   {idle:.1} MiB resident idle, {peak:.1} MiB peak under load");
         }
     };
-    if !signs {
-        if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
-            let cores = (after - before) / run.elapsed.as_secs_f64();
+    // The server's cores busy during the load, when its pid was given.
+    let cores = match (cpu_before, cpu_after) {
+        (Some(before), Some(after)) => Some((after - before) / run.elapsed.as_secs_f64()),
+        _ => None,
+    };
+    if !load.signs() {
+        if let Some(cores) = cores {
             println!(
                 "server CPU      {cores:.2} cores busy; {:.1} us of server CPU per call",
                 cores * 1e6 / rate.max(1e-9)
@@ -762,8 +814,7 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
         "raw rate        {raw:.0} /s single-thread (sha256 + statement + Ed25519 sign, {where_measured}; \
          the mean of {raw_before:.0} /s before the load and {raw_after:.0} /s after it)"
     );
-    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
-        let cores = (after - before) / run.elapsed.as_secs_f64();
+    if let Some(cores) = cores {
         let per_core = if cores > 0.0 { rate / cores } else { 0.0 };
         println!(
             "server CPU      {cores:.2} cores busy; {per_core:.0} req/s per server core \
@@ -854,6 +905,60 @@ fn log_lines(before: &LogCounters, after: &LogCounters) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `byline bench sign` as clap parses it, without a process.
+    #[derive(clap::Parser)]
+    struct Bench {
+        #[command(flatten)]
+        args: BenchSignArgs,
+    }
+
+    fn parse(flags: &[&str]) -> Result<BenchSignArgs, clap::Error> {
+        use clap::Parser;
+        let argv = ["bench", "--server", "http://127.0.0.1:1"].into_iter();
+        Bench::try_parse_from(argv.chain(flags.iter().copied())).map(|b| b.args)
+    }
+
+    #[test]
+    fn each_flag_picks_one_load_and_what_follows_from_it() {
+        let load = |flags: &[&str]| Load::of(&parse(flags).unwrap());
+        assert_eq!(load(&[]), Load::Sign);
+        assert_eq!(load(&["--stream"]), Load::SignStream);
+        assert_eq!(load(&["--echo"]), Load::Echo);
+        assert_eq!(load(&["--lookup"]), Load::Lookup);
+        assert_eq!(load(&["--echo", "--rate", "50"]), Load::Echo);
+        // Only signing loads read the raw rate; only unary calls are timed one by one.
+        assert!(Load::Sign.signs() && Load::SignStream.signs());
+        assert!(!Load::Echo.signs() && !Load::Lookup.signs());
+        assert_eq!(Load::Sign.timed_rpc(), Some("Sign"));
+        assert_eq!(Load::Lookup.timed_rpc(), Some("Lookup"));
+        assert_eq!(Load::SignStream.timed_rpc(), None);
+        assert_eq!(Load::Echo.timed_rpc(), None);
+        // Two loads at once are refused, not one of them picked.
+        for both in [
+            &["--stream", "--echo"][..],
+            &["--stream", "--lookup"],
+            &["--echo", "--lookup"],
+            &["--stream", "--rate", "10"],
+        ] {
+            assert!(parse(both).is_err(), "{both:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn a_rate_must_be_a_number_of_calls_per_second_above_zero() {
+        assert_eq!(parse(&["--rate", "4800"]).unwrap().rate, Some(4800.0));
+        assert_eq!(parse(&["--rate", "0.5"]).unwrap().rate, Some(0.5));
+        assert_eq!(parse(&[]).unwrap().rate, None);
+        for bad in ["0", "-5", "NaN", "inf", "fast", ""] {
+            // `--rate=-5`: clap reads `--rate -5` as an unknown flag `-5`, refused too.
+            let e = parse(&[&format!("--rate={bad}")]).unwrap_err().to_string();
+            assert!(
+                e.contains("is not a rate: give the calls per second as a number above 0"),
+                "{bad}: {e}"
+            );
+        }
+    }
 
     #[test]
     fn a_paced_call_held_back_by_a_slow_answer_counts_from_when_it_was_due() {

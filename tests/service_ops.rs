@@ -1626,9 +1626,9 @@ async fn bench_sign_counts_only_logged_calls() {
         !stdout.contains("ratio"),
         "a lookup run has no signing ratio:\n{stdout}"
     );
-    // A paced echo names its pace in the report's first line, as a paced Sign run does (the
-    // latency of a bare call at the same rate is what the host and transport add to Sign's),
-    // and it signs nothing.
+    // A paced echo names its pace in the report's first line, as a paced Sign run does (a
+    // bare call's latency at the same rate, to read beside Sign's), and reports no signing
+    // ratio.
     let out = bench(
         &[
             "--echo",

@@ -117,7 +117,12 @@ pub struct BenchSignArgs {
     /// Pace unary calls to about this many per second in all (default: as fast as answers
     /// come back), e.g. half the peak rate to measure latency below saturation. A call held
     /// back by a slow answer counts its latency from when it was due.
-    #[arg(long, conflicts_with = "stream", value_parser = positive_rate)]
+    #[arg(
+        long,
+        conflicts_with = "stream",
+        value_parser = positive_rate,
+        allow_negative_numbers = true
+    )]
     rate: Option<f64>,
     /// Call the server's bare `grpc.health.v1.Health/Check` instead of `Sign`: the transport's
     /// own cost per unary call on the same server and connections, for comparison.
@@ -136,7 +141,8 @@ pub struct BenchSignArgs {
 }
 
 /// A `--rate`: a number of calls per second above zero (0, a negative number or NaN would
-/// leave the calls unpaced, or never sent, without saying so).
+/// leave the calls unpaced, or never sent, without saying so). A rate too low for the run is
+/// refused later, by [`pacing_period`], which knows the workers and the duration.
 fn positive_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
@@ -144,6 +150,26 @@ fn positive_rate(text: &str) -> Result<f64, String> {
             "{text:?} is not a rate: give the calls per second as a number above 0"
         )),
     }
+}
+
+/// How often each worker sends a call under `--rate` (none without it), or an error naming the
+/// flags when that period is longer than the run: such a run would send a call or none per
+/// worker, and take as long as the period rather than `--duration`.
+fn pacing_period(a: &BenchSignArgs) -> Result<Option<Duration>> {
+    let Some(rate) = a.rate else {
+        return Ok(None);
+    };
+    let workers = a.concurrency.max(1);
+    let seconds = workers as f64 / rate;
+    if seconds > a.duration as f64 {
+        bail!(
+            "at --rate {rate} each of the {workers} workers (--concurrency) would send a call \
+             every {seconds:.3} s, longer than the --duration of {} s: raise --rate or lower \
+             --concurrency",
+            a.duration
+        );
+    }
+    Ok(Some(Duration::from_secs_f64(seconds)))
 }
 
 fn article(n: usize) -> String {
@@ -499,7 +525,7 @@ async fn run_unary(
     let workers = a.concurrency.max(1);
     // With a target rate, each worker sends one call per period (later if its last answer
     // came late), spread over the period so the calls do not arrive in bursts.
-    let period = a.rate.map(|r| Duration::from_secs_f64(workers as f64 / r));
+    let period = pacing_period(a)?;
     let load = Load::of(a);
     for w in 0..workers {
         let chan = chans[w % chans.len()].clone();
@@ -523,7 +549,13 @@ async fn run_unary(
             let mut previous_answer: Option<Instant> = None;
             loop {
                 let due = match &mut ticker {
-                    Some(t) => Some(t.tick().await.into_std()),
+                    // A tick that falls after the end is not waited for: in the one-second
+                    // warm-up, a worker's first tick can come later than that.
+                    Some(t) => tokio::select! {
+                        biased;
+                        due = t.tick() => Some(due.into_std()),
+                        _ = tokio::time::sleep_until(until.into()) => break,
+                    },
                     None => None,
                 };
                 // A paced call that fell due before the end is still sent when late, up to
@@ -672,6 +704,7 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
     if a.lookup && a.mode != Mode::Digest {
         bail!("--lookup looks articles up by the text digests of digest mode: use --mode digest");
     }
+    pacing_period(&a)?;
     let load = Load::of(&a);
     let token = super::remote::token_from_env()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -681,7 +714,7 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
     let work = Arc::new(Workload::new(a.mode, &a.publisher, 4096)?);
     let paced = a
         .rate
-        .map(|r| format!(" paced to {r:.0}/s"))
+        .map(|r| format!(" paced to {r}/s"))
         .unwrap_or_default();
     println!(
         "byline bench sign: {} mode, {}{paced}, concurrency {}, {} connections, {} s",
@@ -764,7 +797,7 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
     println!("throughput      {rate:.0} req/s");
     if let Some(asked) = a.rate.filter(|r| rate < 0.95 * r) {
         println!(
-            "                below the {asked:.0} req/s asked for: the server did not keep up, and \
+            "                below the {asked} req/s asked for: the server did not keep up, and \
              the latency includes the calls' wait to be sent"
         );
     }
@@ -927,7 +960,8 @@ mod tests {
         assert_eq!(load(&["--echo"]), Load::Echo);
         assert_eq!(load(&["--lookup"]), Load::Lookup);
         assert_eq!(load(&["--echo", "--rate", "50"]), Load::Echo);
-        // Only signing loads read the raw rate; only unary calls are timed one by one.
+        // Only signing loads read the raw rate; only Sign and Lookup calls are timed one by
+        // one in the server.
         assert!(Load::Sign.signs() && Load::SignStream.signs());
         assert!(!Load::Echo.signs() && !Load::Lookup.signs());
         assert_eq!(Load::Sign.timed_rpc(), Some("Sign"));
@@ -951,11 +985,45 @@ mod tests {
         assert_eq!(parse(&["--rate", "0.5"]).unwrap().rate, Some(0.5));
         assert_eq!(parse(&[]).unwrap().rate, None);
         for bad in ["0", "-5", "NaN", "inf", "fast", ""] {
-            // `--rate=-5`: clap reads `--rate -5` as an unknown flag `-5`, refused too.
-            let e = parse(&[&format!("--rate={bad}")]).unwrap_err().to_string();
+            for flags in [vec!["--rate", bad], vec![&*format!("--rate={bad}")]] {
+                let e = match parse(&flags) {
+                    Ok(a) => panic!("{flags:?} was accepted as {:?}", a.rate),
+                    Err(e) => e.to_string(),
+                };
+                assert!(
+                    e.contains(&format!(
+                        "{bad:?} is not a rate: give the calls per second as a number above 0"
+                    )),
+                    "{flags:?}: {e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_rate_too_low_for_the_run_is_refused_with_the_flags_to_change() {
+        let period = |flags: &[&str]| pacing_period(&parse(flags).unwrap());
+        assert_eq!(period(&[]).unwrap(), None);
+        // 64 workers (the default) at 6,400 /s: a call each every 10 ms.
+        assert_eq!(
+            period(&["--rate", "6400"]).unwrap(),
+            Some(Duration::from_millis(10))
+        );
+        // A call each every 10 s fits a 10 s run; every 12.8 s does not.
+        assert_eq!(
+            period(&["--rate", "8", "--concurrency", "80", "--duration", "10"]).unwrap(),
+            Some(Duration::from_secs(10))
+        );
+        for flags in [
+            &["--rate", "5", "--duration", "10"][..],
+            &["--rate", "1e-300"],
+            &["--rate", "100", "--concurrency", "2000", "--duration", "1"],
+        ] {
+            let e = period(flags).unwrap_err().to_string();
             assert!(
-                e.contains("is not a rate: give the calls per second as a number above 0"),
-                "{bad}: {e}"
+                e.contains("workers (--concurrency) would send a call every")
+                    && e.contains("raise --rate or lower --concurrency"),
+                "{flags:?}: {e}"
             );
         }
     }

@@ -85,9 +85,10 @@ impl<T: AsyncWrite + Unpin> CoalescingIo<T> {
         self.written = 0;
         self.wake_pending = false;
         if self.held.capacity() > KEPT_CAPACITY {
-            // A new buffer rather than `shrink_to`: the allocator's shrink (a `realloc`) copies
-            // the old buffer's first `KEPT_CAPACITY` bytes, all of them already written. At
-            // the unary peak a busy connection's turns grow past it often.
+            // A new buffer rather than `shrink_to`: the allocator's shrink (a `realloc`) of a
+            // buffer past twice the kept size copied its first `KEPT_CAPACITY` bytes, all of
+            // them already written, and one under that it kept whole. At the unary peak a busy
+            // connection's turns grow past it often.
             self.held = Vec::with_capacity(KEPT_CAPACITY);
         }
         Pin::new(&mut self.inner).poll_flush(cx)

@@ -1559,6 +1559,8 @@ async fn bench_sign_counts_only_logged_calls() {
         // Unary calls are also timed inside the server; a stream's calls are not one each.
         let in_server = stdout.lines().find(|l| l.starts_with("in the server"));
         assert_eq!(in_server.is_some(), !stream, "{stdout}");
+        // Only a paced run is followed by a bare echo.
+        assert!(!stdout.contains("bare echo "), "{stdout}");
         counted += ok;
     }
     let size = server
@@ -1652,6 +1654,7 @@ async fn bench_sign_counts_only_logged_calls() {
         !stdout.contains("ratio"),
         "an echo has no signing ratio:\n{stdout}"
     );
+    assert!(!stdout.contains("bare echo "), "{stdout}");
     // A rate that is not a number of calls per second is refused before any load.
     let out = bench(&["--rate", "0", "--duration", "1"], 60);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
@@ -1683,6 +1686,17 @@ async fn bench_sign_counts_only_logged_calls() {
         stdout.contains("below the 1000000 req/s asked for: the server did not keep up"),
         "{stdout}"
     );
+    // A paced Sign run is followed by a bare echo at the same pace, which the report gives
+    // beside Sign's latency, and whose calls are answered.
+    let echo = report_line(&stdout, "bare echo");
+    assert!(echo.contains("Health/Check at the same pace"), "{echo}");
+    let echoed: u64 = echo
+        .split(" s after the load: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {echo:?}"));
+    assert!(echoed > 0 && echo.contains(" ok, 0 errors;"), "{echo}");
     // A metrics address where nothing answers is an error naming it, before any load.
     let nowhere = format!("127.0.0.1:{}", free_port());
     let out = bench(&["--duration", "1", "--metrics", &nowhere], 60);

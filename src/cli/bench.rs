@@ -116,7 +116,8 @@ pub struct BenchSignArgs {
     publisher: String,
     /// Pace unary calls to about this many per second in all (default: as fast as answers
     /// come back), e.g. half the peak rate to measure latency below saturation. A call held
-    /// back by a slow answer counts its latency from when it was due.
+    /// back by a slow answer counts its latency from when it was due. A paced `Sign` run is
+    /// followed by a bare echo at the same pace and for as long (`bare echo` in the report).
     #[arg(
         long,
         conflicts_with = "stream",
@@ -514,6 +515,7 @@ struct Run {
 
 async fn run_unary(
     a: &BenchSignArgs,
+    load: Load,
     token: &str,
     work: Arc<Workload>,
     until: Instant,
@@ -526,7 +528,6 @@ async fn run_unary(
     // With a target rate, each worker sends one call per period (later if its last answer
     // came late), spread over the period so the calls do not arrive in bursts.
     let period = pacing_period(a)?;
-    let load = Load::of(a);
     for w in 0..workers {
         let chan = chans[w % chans.len()].clone();
         let mut client = pb::byline_client::BylineClient::new(chan.clone());
@@ -751,7 +752,7 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
         if load == Load::SignStream {
             run_stream(&a, &token, work.clone(), until).await
         } else {
-            run_unary(&a, &token, work.clone(), until).await
+            run_unary(&a, load, &token, work.clone(), until).await
         }
     })?;
     let log_before = scrape_now()?;
@@ -776,7 +777,7 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
         if load == Load::SignStream {
             run_stream(&a, &token, work.clone(), until).await
         } else {
-            run_unary(&a, &token, work.clone(), until).await
+            run_unary(&a, load, &token, work.clone(), until).await
         }
     })?;
     if let Some(s) = sampler {
@@ -785,6 +786,18 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
     let cpu_after = a.server_pid.and_then(cpu_seconds);
     let threads_after = a.server_pid.and_then(thread_cpu_seconds);
     let log_after = scrape_now()?;
+    // A paced Sign run is followed by a bare echo at the same rate, as many calls in flight
+    // and for as long: the latency the host and the transport add without any signing, to
+    // read the half-load target's p99 beside (on a virtual machine it can be most of it).
+    // After the server's CPU and metrics are read, so that it is not counted in them.
+    let echo_beside = if load == Load::Sign && a.rate.is_some() {
+        let until = Instant::now() + Duration::from_secs(a.duration);
+        let mut echo = rt.block_on(run_unary(&a, Load::Echo, &token, work.clone(), until))?;
+        echo.latencies.sort_unstable();
+        Some(echo)
+    } else {
+        None
+    };
     let mut lat = run.latencies;
     lat.sort_unstable();
     let rate = lat.len() as f64 / run.elapsed.as_secs_f64();
@@ -807,6 +820,20 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
         percentile(&lat, 0.99).as_secs_f64() * 1e3,
         percentile(&lat, 0.999).as_secs_f64() * 1e3
     );
+    if let Some(echo) = &echo_beside {
+        let ms = |p: f64| percentile(&echo.latencies, p).as_secs_f64() * 1e3;
+        println!(
+            "bare echo       p50 {:.2} ms  p99 {:.2} ms  p999 {:.2} ms (Health/Check at the same \
+             pace for {:.0} s after the load: {} ok, {} errors; a call with no signing, on the same \
+             host and transport)",
+            ms(0.50),
+            ms(0.99),
+            ms(0.999),
+            echo.elapsed.as_secs_f64(),
+            echo.latencies.len(),
+            echo.errors
+        );
+    }
     if let (Some(before), Some(after)) = (&log_before, &log_after) {
         println!("{}", log_lines(before, after));
     }

@@ -513,9 +513,27 @@ struct Run {
     elapsed: Duration,
 }
 
+/// Drives `load` until `until`: `SignStream` over its streams, any other load as unary calls,
+/// each worker sending one every `period` when paced.
+async fn run_load(
+    a: &BenchSignArgs,
+    load: Load,
+    period: Option<Duration>,
+    token: &str,
+    work: Arc<Workload>,
+    until: Instant,
+) -> Result<Run> {
+    if load == Load::SignStream {
+        run_stream(a, token, work, until).await
+    } else {
+        run_unary(a, load, period, token, work, until).await
+    }
+}
+
 async fn run_unary(
     a: &BenchSignArgs,
     load: Load,
+    period: Option<Duration>,
     token: &str,
     work: Arc<Workload>,
     until: Instant,
@@ -527,7 +545,6 @@ async fn run_unary(
     let workers = a.concurrency.max(1);
     // With a target rate, each worker sends one call per period (later if its last answer
     // came late), spread over the period so the calls do not arrive in bursts.
-    let period = pacing_period(a)?;
     for w in 0..workers {
         let chan = chans[w % chans.len()].clone();
         let mut client = pb::byline_client::BylineClient::new(chan.clone());
@@ -702,11 +719,11 @@ async fn run_stream(
 
 /// `byline bench sign`.
 pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
-    if a.lookup && a.mode != Mode::Digest {
+    let load = Load::of(&a);
+    if load == Load::Lookup && a.mode != Mode::Digest {
         bail!("--lookup looks articles up by the text digests of digest mode: use --mode digest");
     }
-    pacing_period(&a)?;
-    let load = Load::of(&a);
+    let period = pacing_period(&a)?;
     let token = super::remote::token_from_env()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -747,14 +764,8 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
         None
     };
     // Warm-up, not measured.
-    rt.block_on(async {
-        let until = Instant::now() + Duration::from_secs(1);
-        if load == Load::SignStream {
-            run_stream(&a, &token, work.clone(), until).await
-        } else {
-            run_unary(&a, load, &token, work.clone(), until).await
-        }
-    })?;
+    let until = Instant::now() + Duration::from_secs(1);
+    rt.block_on(run_load(&a, load, period, &token, work.clone(), until))?;
     let log_before = scrape_now()?;
     let cpu_before = a.server_pid.and_then(cpu_seconds);
     let threads_before = a.server_pid.and_then(thread_cpu_seconds);
@@ -772,14 +783,8 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
             }
         })
     });
-    let run = rt.block_on(async {
-        let until = Instant::now() + Duration::from_secs(a.duration);
-        if load == Load::SignStream {
-            run_stream(&a, &token, work.clone(), until).await
-        } else {
-            run_unary(&a, load, &token, work.clone(), until).await
-        }
-    })?;
+    let until = Instant::now() + Duration::from_secs(a.duration);
+    let run = rt.block_on(run_load(&a, load, period, &token, work.clone(), until))?;
     if let Some(s) = sampler {
         let _ = s.join();
     }
@@ -792,7 +797,14 @@ pub fn bench_sign(a: BenchSignArgs) -> Result<u8> {
     // After the server's CPU and metrics are read, so that it is not counted in them.
     let echo_beside = if load == Load::Sign && a.rate.is_some() {
         let until = Instant::now() + Duration::from_secs(a.duration);
-        let mut echo = rt.block_on(run_unary(&a, Load::Echo, &token, work.clone(), until))?;
+        let mut echo = rt.block_on(run_load(
+            &a,
+            Load::Echo,
+            period,
+            &token,
+            work.clone(),
+            until,
+        ))?;
         echo.latencies.sort_unstable();
         Some(echo)
     } else {

@@ -532,6 +532,16 @@ impl ProofPlan {
     /// Turns the fetched hashes (one per id, same order) into the proof that
     /// `verify_inclusion` or `verify_consistency` checks.
     pub fn assemble(&self, hashes: &[Hash]) -> Result<Vec<Hash>, MerkleError> {
+        self.assemble_with(hashes, &mut FoldMemo::default())
+    }
+
+    /// [`ProofPlan::assemble`], taking the ephemeral node from `memo` when the previous
+    /// proof assembled with it folded the same hashes.
+    pub fn assemble_with(
+        &self,
+        hashes: &[Hash],
+        memo: &mut FoldMemo,
+    ) -> Result<Vec<Hash>, MerkleError> {
         if hashes.len() != self.ids.len() {
             return Err(MerkleError::HashCount {
                 expected: self.ids.len(),
@@ -539,23 +549,12 @@ impl ProofPlan {
             });
         }
         let mut proof = Vec::with_capacity(self.proof_len());
-        let mut folded: Option<Hash> = None;
         for (i, hash) in hashes.iter().enumerate() {
+            if i == self.ephemeral.start && !self.ephemeral.is_empty() {
+                proof.push(memo.fold(&hashes[self.ephemeral.clone()]));
+            }
             if !self.ephemeral.contains(&i) {
                 proof.push(*hash);
-                continue;
-            }
-            // Lower (right-hand) nodes come first, so each next one is the
-            // left child of what has been folded so far.
-            let acc = match folded {
-                None => *hash,
-                Some(right) => node_hash(hash, &right),
-            };
-            if i + 1 == self.ephemeral.end {
-                proof.push(acc);
-                folded = None;
-            } else {
-                folded = Some(acc);
             }
         }
         Ok(proof)
@@ -572,6 +571,42 @@ impl ProofPlan {
             }
         }
         self
+    }
+}
+
+/// The last ephemeral node [`ProofPlan::assemble_with`] folded, and the hashes it was folded
+/// from.
+///
+/// The entries of one batch sit together at the tree's right edge, and most of their proofs
+/// carry the same ephemeral node (the incomplete subtree to their right). Without the memo each
+/// proof hashed it again: one hash per node folded, several per answer when the tree's size
+/// has many one bits.
+#[derive(Debug, Default)]
+pub struct FoldMemo {
+    folded: Vec<Hash>,
+    hash: Hash,
+    reused: u64,
+}
+
+impl FoldMemo {
+    /// How many folds were copied from the memo rather than hashed.
+    pub fn reused(&self) -> u64 {
+        self.reused
+    }
+
+    /// The root of the ephemeral node made of `hashes`, lowest level first: each next one is
+    /// the left child of what has been folded so far.
+    fn fold(&mut self, hashes: &[Hash]) -> Hash {
+        if !hashes.is_empty() && self.folded == hashes {
+            self.reused += 1;
+            return self.hash;
+        }
+        let mut nodes = hashes.iter();
+        let lowest = nodes.next().copied().unwrap_or_default();
+        self.hash = nodes.fold(lowest, |right, left| node_hash(left, &right));
+        self.folded.clear();
+        self.folded.extend_from_slice(hashes);
+        self.hash
     }
 }
 
@@ -866,6 +901,43 @@ mod tests {
                 }
                 check_consistency(store, leaves, 1);
                 check_consistency(store, leaves, size - 1);
+            },
+        );
+    }
+
+    /// A batch's answers are assembled one after another with one memo; each must be the
+    /// proof it would be alone, also when another proof's fold comes between them.
+    #[test]
+    fn proofs_assembled_with_one_memo_match_those_assembled_alone() {
+        grow(
+            3000,
+            |size| [1023, 2999, 3000].contains(&size),
+            |store, leaves| {
+                let size = leaves.len() as u64;
+                let mut memo = FoldMemo::default();
+                for index in size - 300..size {
+                    let plan = inclusion_proof_plan(index, size).unwrap();
+                    let proof = plan
+                        .assemble_with(&fetch(store, &plan, size), &mut memo)
+                        .unwrap();
+                    assert_eq!(
+                        proof,
+                        naive_path(index as usize, leaves),
+                        "{index} of {size}"
+                    );
+                    if index % 7 == 0 {
+                        let plan = consistency_proof_plan(index + 1, size).unwrap();
+                        let proof = plan
+                            .assemble_with(&fetch(store, &plan, size), &mut memo)
+                            .unwrap();
+                        assert_eq!(proof, naive_consistency(index as usize + 1, leaves));
+                    }
+                }
+                assert!(
+                    memo.reused() > 100,
+                    "size {size}: {} folds reused",
+                    memo.reused()
+                );
             },
         );
     }

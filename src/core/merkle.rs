@@ -532,7 +532,7 @@ impl ProofPlan {
     /// Turns the fetched hashes (one per id, same order) into the proof that
     /// `verify_inclusion` or `verify_consistency` checks.
     pub fn assemble(&self, hashes: &[Hash]) -> Result<Vec<Hash>, MerkleError> {
-        self.assemble_with(hashes, &mut FoldMemo::default())
+        self.assemble_folding(hashes, fold_ephemeral)
     }
 
     /// [`ProofPlan::assemble`], taking the ephemeral node from `memo` when the previous
@@ -541,6 +541,15 @@ impl ProofPlan {
         &self,
         hashes: &[Hash],
         memo: &mut FoldMemo,
+    ) -> Result<Vec<Hash>, MerkleError> {
+        self.assemble_folding(hashes, |ephemeral| memo.fold(ephemeral))
+    }
+
+    /// The proof, with `fold` turning the ephemeral range's hashes (never empty) into its node.
+    fn assemble_folding(
+        &self,
+        hashes: &[Hash],
+        mut fold: impl FnMut(&[Hash]) -> Hash,
     ) -> Result<Vec<Hash>, MerkleError> {
         if hashes.len() != self.ids.len() {
             return Err(MerkleError::HashCount {
@@ -551,7 +560,7 @@ impl ProofPlan {
         let mut proof = Vec::with_capacity(self.proof_len());
         for (i, hash) in hashes.iter().enumerate() {
             if i == self.ephemeral.start && !self.ephemeral.is_empty() {
-                proof.push(memo.fold(&hashes[self.ephemeral.clone()]));
+                proof.push(fold(&hashes[self.ephemeral.clone()]));
             }
             if !self.ephemeral.contains(&i) {
                 proof.push(*hash);
@@ -594,20 +603,28 @@ impl FoldMemo {
         self.reused
     }
 
-    /// The root of the ephemeral node made of `hashes`, lowest level first: each next one is
-    /// the left child of what has been folded so far.
+    /// [`fold_ephemeral`] of `hashes`, copied when they are the ones folded last.
     fn fold(&mut self, hashes: &[Hash]) -> Hash {
-        if !hashes.is_empty() && self.folded == hashes {
+        if self.folded == hashes {
             self.reused += 1;
             return self.hash;
         }
-        let mut nodes = hashes.iter();
-        let lowest = nodes.next().copied().unwrap_or_default();
-        self.hash = nodes.fold(lowest, |right, left| node_hash(left, &right));
+        self.hash = fold_ephemeral(hashes);
         self.folded.clear();
         self.folded.extend_from_slice(hashes);
         self.hash
     }
+}
+
+/// The root of the ephemeral node made of `hashes`, lowest level first: each next one is the
+/// left child of what has been folded so far. [`ProofPlan::assemble_folding`] never folds an
+/// empty range.
+fn fold_ephemeral(hashes: &[Hash]) -> Hash {
+    hashes
+        .iter()
+        .copied()
+        .reduce(|right, left| node_hash(&left, &right))
+        .unwrap_or_default()
 }
 
 /// Plans the inclusion proof for leaf `index` in the tree of `size` leaves.

@@ -263,8 +263,8 @@ async fn run_sequencer<S: Store>(
             }) => {
                 tracing::debug!(batch = size, tree_size, "batch appended");
                 crate::service::metrics::record_batch(size, tree_size);
-                // The store hands each new entry's envelope back for its answer.
                 let mut memo = BatchMemo::new();
+                // The store hands each new entry's envelope back for its answer.
                 for ((appended, reply), envelope) in entries.into_iter().zip(replies).zip(envelopes)
                 {
                     let answer = finish_entry(
@@ -372,7 +372,7 @@ async fn commit_batch<S: Store>(
 /// of the calls' thread at the unary peak. What was worked out for the previous answer is
 /// reused wherever it matches.
 struct BatchMemo {
-    /// The previous answer's audit path, hash and base64 at each position.
+    /// At each position of an audit path, the hash last encoded there and its base64.
     path: Vec<(Hash, String)>,
     /// The previous answer's integrated time and its RFC 3339 form.
     time: Option<(Timestamp, String)>,

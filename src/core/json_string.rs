@@ -5,7 +5,7 @@
 //! escaped, the control characters as `\b \t \n \f \r` or `\u00xx` (lower-case hex), and every
 //! other character as its UTF-8 bytes. Most of the text in both documents is base64 (the
 //! payload, the signature, the proof hashes), which needs no escaping at all, so the writer
-//! checks eight bytes at a time and copies clean runs whole.
+//! checks 64 bytes at a time (eight where a block holds an escape) and copies clean runs whole.
 
 /// Every byte of a word set to `0x01`.
 const ONES: u64 = 0x0101_0101_0101_0101;
@@ -22,6 +22,18 @@ fn needs_escape(word: u64) -> bool {
     let zero_in_quote = quote.wrapping_sub(ONES) & !quote;
     let zero_in_backslash = backslash.wrapping_sub(ONES) & !backslash;
     (below_space | zero_in_quote | zero_in_backslash) & HIGHS != 0
+}
+
+/// How many bytes one step of the scan checks: written as a plain loop over an array, the
+/// check compiles to vector instructions (SSE2, on any x86-64), and 64 bytes took about half
+/// the time of eight 8-byte word checks on 2 KB of base64.
+const BLOCK: usize = 64;
+
+/// Whether any byte of `block` must be escaped in a JSON string (see [`needs_escape`]).
+fn block_needs_escape(block: &[u8; BLOCK]) -> bool {
+    block.iter().fold(false, |found, &b| {
+        found | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
 }
 
 /// The escape for one byte, if it needs one; `None` for a byte copied as it is.
@@ -53,25 +65,36 @@ pub(crate) fn push_json_string(out: &mut String, value: &str) {
     let mut copied = 0;
     let mut at = 0;
     while at < bytes.len() {
-        if let Some(word) = bytes.get(at..at + 8) {
-            let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
-            if !needs_escape(word) {
-                at += 8;
+        if let Some(block) = bytes.get(at..at + BLOCK) {
+            if !block_needs_escape(block.try_into().unwrap_or(&[0; BLOCK])) {
+                at += BLOCK;
                 continue;
             }
         }
-        let byte = bytes[at];
-        if let Some(escape) = escape_of(byte) {
-            // `byte` is ASCII, so `at` and `at + 1` are character boundaries.
-            out.push_str(&value[copied..at]);
-            out.push_str(escape);
-            if escape == "\\u00" {
-                out.push(char::from(HEX[usize::from(byte >> 4)]));
-                out.push(char::from(HEX[usize::from(byte & 0xf)]));
+        // A block with an escape in it (or the last bytes, short of a block): word by word,
+        // then byte by byte, to the end of the block before looking at whole blocks again.
+        let block_end = (at + BLOCK).min(bytes.len());
+        while at < block_end {
+            if let Some(word) = bytes.get(at..at + 8) {
+                let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+                if !needs_escape(word) {
+                    at += 8;
+                    continue;
+                }
             }
-            copied = at + 1;
+            let byte = bytes[at];
+            if let Some(escape) = escape_of(byte) {
+                // `byte` is ASCII, so `at` and `at + 1` are character boundaries.
+                out.push_str(&value[copied..at]);
+                out.push_str(escape);
+                if escape == "\\u00" {
+                    out.push(char::from(HEX[usize::from(byte >> 4)]));
+                    out.push(char::from(HEX[usize::from(byte & 0xf)]));
+                }
+                copied = at + 1;
+            }
+            at += 1;
         }
-        at += 1;
     }
     out.push_str(&value[copied..]);
     out.push('"');
@@ -101,6 +124,17 @@ mod tests {
                 let s = format!("{}{one}{}", "A".repeat(position), "b".repeat(9 - position));
                 assert_eq!(written(&s), serde_json::to_string(&s).unwrap(), "{s:?}");
             }
+            // And at every position of two and a half blocks, and twice in one block.
+            for position in 0..2 * BLOCK + BLOCK / 2 {
+                let s = format!(
+                    "{}{one}{}",
+                    "A".repeat(position),
+                    "b".repeat(160 - position)
+                );
+                assert_eq!(written(&s), serde_json::to_string(&s).unwrap(), "{s:?}");
+                let s = format!("{}{one}x{one}{}", "A".repeat(position), "b".repeat(9));
+                assert_eq!(written(&s), serde_json::to_string(&s).unwrap(), "{s:?}");
+            }
         }
     }
 
@@ -120,6 +154,24 @@ mod tests {
                 assert_eq!(needs_escape(u64::from_le_bytes(neighbours)), expected);
             }
         }
+    }
+
+    #[test]
+    fn the_block_check_flags_exactly_the_blocks_that_need_escaping() {
+        for byte in 0u8..=255 {
+            for position in [0, 1, 7, 8, 31, 32, 33, 62, 63] {
+                let mut block = [b'a'; BLOCK];
+                block[position] = byte;
+                let expected = escape_of(byte).is_some();
+                assert_eq!(
+                    block_needs_escape(&block),
+                    expected,
+                    "{byte:#04x} at {position}"
+                );
+            }
+        }
+        assert!(!block_needs_escape(&[0x7f; BLOCK]));
+        assert!(!block_needs_escape(&[0xff; BLOCK]));
     }
 
     proptest::proptest! {
